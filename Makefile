@@ -1,0 +1,31 @@
+# `make test` is the test command (CI runs exactly it, through .ci/run).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch and torchvision are installed first and on their own. These releases lie on the
+# development machines' disk (pip takes them offline); elsewhere any recent pair works, e.g.
+#   make test TORCH="torch torchvision"
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+lint: install
+	$(BIN)/ruff check sigmavae tests bench
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python bench/train_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

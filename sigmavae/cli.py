@@ -1,0 +1,154 @@
+"""The ``sigmavae`` command: ``train``, ``evaluate``, ``sample``.
+
+A run directory holds ``config.json``, ``history.json`` and ``model.pt`` after ``train``;
+``evaluate`` adds ``metrics.json`` and the fitted q̂ (``gmm-M.pkl``), which ``sample`` reuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+from pathlib import Path
+
+from . import __version__
+from .data import DATASETS, load_dataset
+from .training import METHODS, SIGMA_UPDATES, TrainConfig, load_run, resolve_device, train
+
+DEFAULTS = TrainConfig()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sigmavae", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"sigmavae {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp):
+        sp.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+        sp.add_argument("--data-root", default=None,
+                        help="folder holding MNIST/raw, FashionMNIST/raw (else $SIGMAVAE_DATA)")
+        sp.add_argument("--download", action="store_true", help="allow torchvision to download")
+
+    t = sub.add_parser("train", help="train a model (Algorithm 1 or a fixed σ² baseline)")
+    t.add_argument("--dataset", choices=DATASETS, default=DEFAULTS.dataset)
+    t.add_argument("--method", choices=METHODS, default=DEFAULTS.method,
+                   help="sigma: learned σ² then per-pixel σ² (Algorithm 1); fixed: σ² = --sigma2")
+    t.add_argument("--sigma2", type=float, default=DEFAULTS.sigma2,
+                   help="σ² of --method fixed (VAE 0.5, β-VAE 1)")
+    t.add_argument("--sigma-update", choices=SIGMA_UPDATES, default=DEFAULTS.sigma_update,
+                   help="stage 1: Adam on σ (Algorithm 1), Adam on log σ, or Eq. 10 per batch")
+    t.add_argument("--latent-dim", type=int, default=DEFAULTS.latent_dim)
+    t.add_argument("--epochs1", type=int, default=DEFAULTS.epochs1)
+    t.add_argument("--epochs2", type=int, default=DEFAULTS.epochs2,
+                   help="stage-2 epochs; 0 stops after stage 1 (global σ²)")
+    t.add_argument("--eps1", type=float, default=None, help="ε₁ on δ_ELBO (default: none)")
+    t.add_argument("--eps2", type=float, default=None, help="ε₂ on δ_ELBO (default: none)")
+    t.add_argument("--variance-floor", type=float, default=DEFAULTS.variance_floor,
+                   help="stage-2 floor as a multiple of σ²_dataset (Algorithm 1: 0.5; 0 = none)")
+    t.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    t.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    t.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    t.add_argument("--out", required=True, help="run directory to write")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    common(t)
+
+    e = sub.add_parser("evaluate", help="ELBO, IWAE (prior and q̂), KL(q̂‖p) → metrics.json")
+    e.add_argument("run_dir")
+    e.add_argument("--iwae-k", type=int, default=20, help="importance samples (Table 3: 20)")
+    e.add_argument("--iwae-n", type=int, default=500, help="test images (Table 3: 500)")
+    e.add_argument("--components", type=int, default=32, help="mixture components of q̂")
+    e.add_argument("--kl-samples", type=int, default=10_000)
+    e.add_argument("--kl-runs", type=int, default=10)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    common(e)
+
+    s = sub.add_parser("sample", help="a PNG grid of decoder means g(z), z from q̂ or the prior")
+    s.add_argument("run_dir")
+    s.add_argument("--from", dest="source", choices=("gmm", "prior"), default="gmm")
+    s.add_argument("-n", type=int, default=100)
+    s.add_argument("--nrow", type=int, default=10)
+    s.add_argument("--components", type=int, default=32)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="PNG file to write")
+    common(s)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"train": _train, "evaluate": _evaluate, "sample": _sample}[args.command](args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"sigmavae {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _train(args) -> int:
+    config = TrainConfig(
+        dataset=args.dataset, method=args.method, sigma2=args.sigma2, sigma_update=args.sigma_update,
+        latent_dim=args.latent_dim, epochs1=args.epochs1, epochs2=args.epochs2, eps1=args.eps1,
+        eps2=args.eps2, variance_floor=args.variance_floor, batch_size=args.batch_size, lr=args.lr,
+        seed=args.seed)
+    x = load_dataset(config.dataset, "train", args.data_root, args.download or None)
+    model, history = train(config, args.device, args.out, data=x, progress=not args.quiet)
+    last = history[-1]
+    per_epoch = sum(h["seconds"] for h in history) / len(history)
+    print(f"trained {len(history)} epochs on {resolve_device(args.device)} "
+          f"({per_epoch:.1f} s/epoch): train ELBO {last['elbo']:.1f} nats, "
+          f"σ²_dataset {model.sigma2:.5g}, variance mode {model.variance} → {args.out}")
+    return 0
+
+
+def _gmm_path(run_dir: Path, components: int) -> Path:
+    return run_dir / f"gmm-{components}.pkl"
+
+
+def _evaluate(args) -> int:
+    from .metrics import evaluate
+
+    run_dir = Path(args.run_dir)
+    model, config, _ = load_run(run_dir, args.device)
+    download = args.download or None
+    x_train = load_dataset(config.dataset, "train", args.data_root, download)
+    x_test = load_dataset(config.dataset, "test", args.data_root, download)
+    device = next(model.parameters()).device
+    metrics, qhat = evaluate(model, x_train.to(device), x_test.to(device), args.iwae_k,
+                             args.iwae_n, args.components, args.kl_samples, args.kl_runs, args.seed)
+    metrics = {"run": str(run_dir), "dataset": config.dataset, "method": config.method, **metrics}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _gmm_path(run_dir, args.components).write_bytes(pickle.dumps(qhat))
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        for key, value in metrics.items():
+            print(f"{key:<20} {value:.6g}" if isinstance(value, float) else f"{key:<20} {value}")
+    return 0
+
+
+def _sample(args) -> int:
+    import torch
+
+    from .plots import save_grid
+    from .sampling import StandardNormalPrior, fit_aggregate_posterior
+
+    run_dir = Path(args.run_dir)
+    model, config, _ = load_run(run_dir, args.device)
+    device = next(model.parameters()).device
+    if args.source == "prior":
+        dist = StandardNormalPrior(model.latent_dim)
+    elif _gmm_path(run_dir, args.components).is_file():
+        dist = pickle.loads(_gmm_path(run_dir, args.components).read_bytes())
+    else:
+        x_train = load_dataset(config.dataset, "train", args.data_root, args.download or None)
+        dist = fit_aggregate_posterior(model, x_train.to(device), args.components, seed=args.seed)
+        _gmm_path(run_dir, args.components).write_bytes(pickle.dumps(dist))
+    with torch.no_grad():
+        images, _ = model.decode(dist.sample(args.n, seed=args.seed).to(device))
+    print(f"wrote {save_grid(images, args.out, args.nrow)} ({args.n} samples from {args.source})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The `sigmavae` command end to end on the embedded digits data."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from sigmavae.cli import main
+
+
+def test_train_evaluate_sample_on_digits(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--epochs1", "1", "--epochs2", "1", "--latent-dim", "4",
+                 "--batch-size", "128", "--device", "cpu", "--quiet", "--out", str(run)]) == 0
+    assert {p.name for p in run.iterdir()} == {"config.json", "history.json", "model.pt"}
+    assert main(["evaluate", str(run), "--iwae-n", "50", "--components", "4", "--kl-samples", "500",
+                 "--kl-runs", "2", "--device", "cpu", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out.split("\n", 1)[1])  # after the train summary line
+    saved = json.loads((run / "metrics.json").read_text())
+    assert printed == saved
+    for key in ("elbo", "iwae_prior", "iwae_gmm", "kl_gmm_prior_mean", "kl_gmm_prior_std",
+                "sigma2_dataset"):
+        assert isinstance(saved[key], float), key
+    assert saved["elbo"] <= saved["iwae_prior"] + 5  # IWAE_20 ≥ ELBO up to Monte Carlo error
+    for source in ("gmm", "prior"):
+        out = tmp_path / f"{source}.png"
+        assert main(["sample", str(run), "--from", source, "-n", "20", "--components", "4",
+                     "--device", "cpu", "--out", str(out)]) == 0
+        assert Image.open(out).size == (10 * 30 + 2, 2 * 30 + 2)  # 10 per row, 2 px padding
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "not a sigmavae run directory: missing config.json" in capsys.readouterr().err
+    assert main(["train", "--dataset", "mnist", "--data-root", str(tmp_path), "--out",
+                 str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "MNIST" in err and "SIGMAVAE_DATA" in err and "Traceback" not in err
+    assert main(["train", "--sigma2", "-1", "--dataset", "digits", "--out", str(tmp_path / "r")]) == 2
+    assert "sigma2 must be a positive number" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "sigmavae"  # written by `pip install -e .`
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("sigmavae ")

@@ -1,0 +1,102 @@
+"""IWAE, ELBO and KL(q̂‖p) on a linear-Gaussian model (probabilistic PCA), where log p(x) is exact."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.distributions import MultivariateNormal
+
+from sigmavae.metrics import elbo, iwae_log_likelihood, kl_divergence_mc
+from sigmavae.sampling import GaussianMixturePrior, StandardNormalPrior
+
+D, X_DIM, SIGMA2 = 2, 6, 0.3
+
+
+class LinearGaussian(nn.Module):
+    """p(z) = N(0, I), p(x|z) = N(Wz + b, σ²I); q(z|x) diagonal, optionally perturbed."""
+
+    def __init__(self, W, b, enc_A, enc_c, enc_std):
+        super().__init__()
+        self.latent_dim = W.shape[1]
+        self.W, self.b, self.A, self.c, self.std = W, b, enc_A, enc_c, enc_std
+
+    def encode(self, x):
+        mu = x @ self.A.T + self.c
+        return mu, self.std.expand_as(mu)
+
+    def decode(self, z):
+        return z @ self.W.T + self.b, torch.tensor(math.log(SIGMA2))
+
+    def exact_log_px(self, x):
+        cov = self.W @ self.W.T + SIGMA2 * torch.eye(X_DIM)
+        return MultivariateNormal(self.b, cov).log_prob(x)
+
+
+def posterior(W, b):
+    """Exact p(z|x) = N(M⁻¹Wᵀ(x - b), σ² M⁻¹), M = WᵀW + σ²I: (A, c, covariance)."""
+    M = W.T @ W + SIGMA2 * torch.eye(D)
+    A = torch.linalg.solve(M, W.T)
+    return A, -A @ b, SIGMA2 * torch.linalg.inv(M)
+
+
+def make(orthogonal: bool, perturb: float = 0.0):
+    g = torch.Generator().manual_seed(1)
+    W = torch.randn(X_DIM, D, generator=g, dtype=torch.float64)
+    if orthogonal:  # orthogonal columns → M diagonal → the exact posterior is diagonal
+        W = torch.linalg.qr(W).Q * torch.tensor([1.5, 0.7], dtype=torch.float64)
+    b = torch.randn(X_DIM, generator=g, dtype=torch.float64)
+    A, c, cov = posterior(W, b)
+    std = cov.diagonal().sqrt() * (1 + perturb)
+    model = LinearGaussian(W, b, A * (1 + perturb), c + perturb, std)
+    z = torch.randn(300, D, generator=g, dtype=torch.float64)
+    x = z @ W.T + b + SIGMA2 ** 0.5 * torch.randn(300, X_DIM, generator=g, dtype=torch.float64)
+    return model, x
+
+
+def test_exact_posterior_makes_elbo_and_iwae_equal_log_px():
+    model, x = make(orthogonal=True)
+    exact = model.exact_log_px(x)
+    for k in (1, 7):
+        torch.testing.assert_close(iwae_log_likelihood(model, x, k).double(), exact, atol=1e-4, rtol=0)
+
+
+def test_bounds_are_ordered_and_iwae_converges_to_log_px():
+    model, x = make(orthogonal=False, perturb=0.3)
+    exact = float(model.exact_log_px(x).mean())
+    elbo_value = elbo(model, x)["elbo"]
+    per_image = {k: iwae_log_likelihood(model, x, k, seed=k) for k in (1, 5, 50, 5000)}
+    iwae = {k: float(v.mean()) for k, v in per_image.items()}
+    assert elbo_value < exact - 0.05  # the perturbed, mean-field q leaves a real gap
+    # k = 1 is the ELBO: a single-sample estimate of it, within Monte Carlo error.
+    assert abs(iwae[1] - elbo_value) < 4 * float(per_image[1].std()) / math.sqrt(len(x))
+    assert iwae[1] < iwae[5] < iwae[50] < iwae[5000] <= exact + 0.01
+    assert exact - iwae[5000] < 0.02 * (exact - iwae[1])
+
+
+def test_iwae_with_mixture_prior_uses_its_density():
+    """A single-component q̂ fitted to N(0, I) samples is p(z) up to fitting error."""
+    model, x = make(orthogonal=False, perturb=0.3)
+    qhat = GaussianMixturePrior(1).fit(torch.randn(200_000, D))
+    a = iwae_log_likelihood(model, x, 20, StandardNormalPrior(D)).mean()
+    b = iwae_log_likelihood(model, x, 20, qhat).mean()
+    assert abs(float(a - b)) < 0.01
+
+
+def test_kl_mc_matches_analytic_for_one_component():
+    g = torch.Generator().manual_seed(0)
+    L = torch.tensor([[0.5, 0.0, 0.0], [0.3, 0.8, 0.0], [-0.2, 0.1, 0.3]])
+    z = torch.tensor([1.0, -0.5, 0.2]) + torch.randn(50_000, 3, generator=g) @ L.T
+    qhat = GaussianMixturePrior(1).fit(z)
+    m = torch.from_numpy(qhat.gmm.means_[0])
+    S = torch.from_numpy(qhat.gmm.covariances_[0])
+    analytic = 0.5 * float(S.trace() + m @ m - 3 - torch.logdet(S))
+    mean, std = kl_divergence_mc(qhat, StandardNormalPrior(3), n=10_000, runs=10)
+    assert std > 0
+    assert abs(mean - analytic) < 4 * std / math.sqrt(10) + 1e-3
+
+
+def test_iwae_rejects_k_below_one():
+    model, x = make(orthogonal=True)
+    with pytest.raises(ValueError, match="k must be"):
+        iwae_log_likelihood(model, x, 0)

@@ -1,0 +1,45 @@
+"""The prior and q̂ share one interface; q̂ samples follow the fitted mixture."""
+
+import pytest
+import torch
+
+from sigmavae.sampling import GaussianMixturePrior, StandardNormalPrior
+
+
+def two_blobs(n=4000):
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(n, 2, generator=g) * 0.2
+    z[: n // 4] += torch.tensor([3.0, 0.0])  # weights 1/4, 3/4
+    return z
+
+
+def test_mixture_sample_matches_fit_and_is_shuffled():
+    qhat = GaussianMixturePrior(2, seed=0).fit(two_blobs())
+    s = qhat.sample(20_000, seed=1)
+    assert s.shape == (20_000, 2)
+    far = s[:, 0] > 1.5
+    assert abs(float(far.float().mean()) - 0.25) < 0.02
+    assert abs(float(s[far, 1].std()) - 0.2) < 0.02
+    assert far[:100].any() and (~far[:100]).any()  # not grouped by component
+    assert not torch.equal(qhat.sample(10, seed=1), qhat.sample(10, seed=2))
+    assert torch.equal(qhat.sample(10, seed=3), qhat.sample(10, seed=3))
+
+
+def test_mixture_log_prob_normalises():
+    qhat = GaussianMixturePrior(2, seed=0).fit(two_blobs())
+    grid = torch.stack(torch.meshgrid(torch.linspace(-2, 5, 351), torch.linspace(-3.5, 3.5, 351),
+                                      indexing="ij"), -1)
+    mass = qhat.log_prob(grid).exp().sum() * (7 / 350) ** 2
+    assert float(mass) == pytest.approx(1.0, abs=0.01)
+
+
+def test_prior_interface():
+    p = StandardNormalPrior(3).fit(torch.zeros(5, 3))
+    z = p.sample(50_000, seed=0)
+    assert z.shape == (50_000, 3) and abs(float(z.std()) - 1) < 0.01
+    torch.testing.assert_close(p.log_prob(torch.zeros(1, 3)), torch.tensor([-1.5 * 1.8378770664]))
+
+
+def test_too_many_components_is_refused():
+    with pytest.raises(ValueError, match="cannot fit 10 mixture components to 5"):
+        GaussianMixturePrior(10).fit(torch.randn(5, 2))

@@ -1,0 +1,75 @@
+"""Algorithm 1 on small data: the stage switch, the floor, reproducibility, save and reload."""
+
+import pytest
+import torch
+
+from sigmavae.data import load_dataset
+from sigmavae.training import TrainConfig, load_run, train
+
+X = load_dataset("synthetic", "train")
+SMALL = dict(dataset="synthetic", latent_dim=4, batch_size=64, lr=1e-3)
+
+
+def test_stage_switch_freezes_sigma2_and_keeps_variances_above_floor():
+    stage1, h1 = train(TrainConfig(**SMALL, epochs1=3, epochs2=0), "cpu", data=X, progress=False)
+    model, history = train(TrainConfig(**SMALL, epochs1=3, epochs2=2), "cpu", data=X, progress=False)
+    assert [h["stage"] for h in history] == [1, 1, 1, 2, 2]
+    assert h1[-1]["sigma2"] < h1[0]["sigma2"] < 1  # σ² is learned in stage 1 (it starts at 1)
+    assert model.sigma2 == stage1.sigma2  # stage 1 is reproducible and σ²_dataset is frozen after it
+    assert model.variance == "pixel" and model.floor == pytest.approx(0.5 * model.sigma2)
+    with torch.no_grad():
+        mu, _ = model.encode(X)
+        for z in (mu, torch.randn(500, 4) * 3):  # posterior means and far-out prior draws
+            var = model.decode(z)[1].exp()
+            assert float(var.min()) >= model.floor * (1 - 1e-5)
+    assert all(h["sigma2_min"] >= model.floor * (1 - 1e-5) for h in history[3:])
+
+
+def test_closed_form_sigma_tracks_the_reconstruction_error():
+    model, history = train(TrainConfig(**SMALL, epochs1=3, epochs2=0, sigma_update="closed_form"),
+                           "cpu", data=X, progress=False)
+    assert not model.sigma.requires_grad
+    # Eq. 10 sets σ² to the batch's mean squared error: far from the initial 1 after one batch.
+    assert history[0]["sigma2"] < 0.2
+
+
+def test_training_is_reproducible_and_a_run_reloads(tmp_path):
+    cfg = TrainConfig(**SMALL, epochs1=2, epochs2=1)
+    a, ha = train(cfg, "cpu", out_dir=tmp_path / "run", data=X, progress=False)
+    b, hb = train(cfg, "cpu", data=X, progress=False)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb), name
+    loaded, cfg2, h2 = load_run(tmp_path / "run")
+    assert cfg2 == cfg and [h["elbo"] for h in h2] == [h["elbo"] for h in ha]
+    assert loaded.variance == "pixel" and loaded.floor == a.floor
+    z = torch.randn(8, 4)
+    with torch.no_grad():
+        outputs = zip(loaded.decode(z) + loaded.encode(X[:8]), a.decode(z) + a.encode(X[:8]), strict=True)
+        for got, want in outputs:
+            assert torch.equal(got, want)
+
+
+def test_fixed_method_trains_both_stage_budgets_at_constant_sigma2():
+    model, history = train(TrainConfig(**SMALL, method="fixed", sigma2=0.5, epochs1=2, epochs2=1),
+                           "cpu", data=X, progress=False)
+    assert len(history) == 3 and model.variance == "fixed"
+    assert all(h["sigma2"] == pytest.approx(0.5) for h in history)
+
+
+def test_eps_extends_a_stage_until_the_elbo_settles():
+    # A huge ε₁ is met as soon as δ_ELBO exists (epoch 2); ε₁ = -inf never is, so the stage runs
+    # max_extra_epochs more.
+    _, h = train(TrainConfig(**SMALL, epochs1=2, epochs2=0, eps1=1e9), "cpu", data=X, progress=False)
+    assert len(h) == 2
+    _, h = train(TrainConfig(**SMALL, epochs1=1, epochs2=0, eps1=-float("inf"), max_extra_epochs=2),
+                 "cpu", data=X, progress=False)
+    assert len(h) == 3
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(method="magic"), "method 'magic'"), (dict(sigma2=0.0), "sigma2 must be a positive"),
+    (dict(latent_dim=0), "latent_dim must be >= 1"), (dict(dataset="cifar"), "dataset 'cifar'"),
+])
+def test_bad_config_is_refused(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**bad)
