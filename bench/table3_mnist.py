@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+
+from runs import run_all, train_evaluate_sample
 
 PAPER = {  # Table 3, MNIST: IWAE LL with prior / with q̂
     "a": (1307, 1323), "b": (6037, 6052), "b0": (6037, 6052), "c": (-462, -461), "d": (-730, -730),
@@ -58,26 +57,12 @@ def main() -> None:
     out = Path(args.out)
     names = args.only.split(",")
 
-    def run(name: str) -> tuple[str, float]:
-        rd = out / name
-        extra = RUNS[name]
-        epochs = ["--epochs1", str(args.epochs1), "--epochs2", str(args.epochs2)]
-        common = ["--device", args.device, "--data-root", args.data_root]
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "sigmavae.cli", "train", "--dataset", args.dataset,
-                        *epochs, *extra, *common, "--out", str(rd), "--quiet"], check=True)
-        subprocess.run([sys.executable, "-m", "sigmavae.cli", "evaluate", str(rd), *common],
-                       check=True, stdout=subprocess.DEVNULL)
-        for source in ("gmm", "prior"):
-            subprocess.run([sys.executable, "-m", "sigmavae.cli", "sample", str(rd), "--from", source,
-                            "--out", str(rd / f"samples-{source}.png"), *common],
-                           check=True, stdout=subprocess.DEVNULL)
-        return name, time.perf_counter() - start
-
+    common = ["--device", args.device, "--data-root", args.data_root]
+    epochs = ["--epochs1", str(args.epochs1), "--epochs2", str(args.epochs2)]
     if not args.report_only:
-        with ThreadPoolExecutor(args.jobs) as pool:
-            for name, seconds in pool.map(run, names):
-                print(f"{name}: done in {seconds:.0f} s", flush=True)
+        run_all(args.jobs, {name: partial(train_evaluate_sample, out / name,
+                                          ["--dataset", args.dataset, *epochs, *RUNS[name]], [], common)
+                            for name in names})
 
     rows = []
     print(f"\n{'run':<6} {'IWAE prior':>11} {'IWAE q̂':>9} {'paper':>13} {'ELBO':>8} {'σ²_dataset':>11} "

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .data import DATASETS, load_dataset
+from .fid import FID_KINDS
 from .training import METHODS, SIGMA_UPDATES, TrainConfig, load_run, resolve_device, train
 
 DEFAULTS = TrainConfig()
@@ -33,9 +34,16 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model (Algorithm 1 or a fixed σ² baseline)")
     t.add_argument("--dataset", choices=DATASETS, default=DEFAULTS.dataset)
     t.add_argument("--method", choices=METHODS, default=DEFAULTS.method,
-                   help="sigma: learned σ² then per-pixel σ² (Algorithm 1); fixed: σ² = --sigma2")
-    t.add_argument("--sigma2", type=float, default=DEFAULTS.sigma2,
-                   help="σ² of --method fixed (VAE 0.5, β-VAE 1)")
+                   help="sigma: learned σ² then per-pixel σ² (Algorithm 1); fixed: σ² = --sigma2; "
+                        "vae (σ² 0.5), beta-vae (σ² 1), dip-vae, wae: the paper's baselines")
+    t.add_argument("--sigma2", type=float, default=None,
+                   help="σ² of --method fixed or dip-vae (default 0.5)")
+    t.add_argument("--beta", type=float, default=DEFAULTS.beta, help="weight on the KL term")
+    t.add_argument("--dip-type", choices=("i", "ii"), default=DEFAULTS.dip_type)
+    t.add_argument("--lambda-od", type=float, default=DEFAULTS.lambda_od, help="DIP-VAE λ_od")
+    t.add_argument("--lambda-d", type=float, default=None,
+                   help="DIP-VAE λ_d (default 10·λ_od for I, λ_od for II)")
+    t.add_argument("--wae-lambda", type=float, default=None, help="WAE-MMD λ (default 10; CelebA 100)")
     t.add_argument("--sigma-update", choices=SIGMA_UPDATES, default=DEFAULTS.sigma_update,
                    help="stage 1: Adam on σ (Algorithm 1), Adam on log σ, or Eq. 10 per batch")
     t.add_argument("--latent-dim", type=int, default=DEFAULTS.latent_dim)
@@ -57,10 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("--iwae-k", type=int, default=20, help="importance samples (Table 3: 20)")
     e.add_argument("--iwae-n", type=int, default=500, help="test images (Table 3: 500)")
-    e.add_argument("--components", type=int, default=32, help="mixture components of q̂")
+    e.add_argument("--components", type=int, default=None,
+                   help="mixture components of q̂ (default 32; CelebA 500, as appendix D)")
     e.add_argument("--kl-samples", type=int, default=10_000)
     e.add_argument("--kl-runs", type=int, default=10)
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--fid", choices=FID_KINDS, default="none",
+                   help="FID of samples from q̂ and the prior: inception (pytorch-fid, needs its weights), "
+                        "classifier (offline; not comparable with Inception FID) or none")
+    e.add_argument("--fid-n", type=int, default=10_000, help="generated and real images for FID")
+    e.add_argument("--fid-weights", default=None, help="pt_inception-2015-12-05-6726825d.pth")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     common(e)
 
@@ -69,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--from", dest="source", choices=("gmm", "prior"), default="gmm")
     s.add_argument("-n", type=int, default=100)
     s.add_argument("--nrow", type=int, default=10)
-    s.add_argument("--components", type=int, default=32)
+    s.add_argument("--components", type=int, default=None, help="default 32; CelebA 500")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="PNG file to write")
     common(s)
@@ -87,12 +101,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args) -> int:
     config = TrainConfig(
-        dataset=args.dataset, method=args.method, sigma2=args.sigma2, sigma_update=args.sigma_update,
-        latent_dim=args.latent_dim, epochs1=args.epochs1, epochs2=args.epochs2, eps1=args.eps1,
-        eps2=args.eps2, variance_floor=args.variance_floor, batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed)
-    x = load_dataset(config.dataset, "train", args.data_root, args.download or None)
-    model, history = train(config, args.device, args.out, data=x, progress=not args.quiet)
+        dataset=args.dataset, method=args.method, sigma2=args.sigma2, beta=args.beta,
+        sigma_update=args.sigma_update, latent_dim=args.latent_dim, epochs1=args.epochs1,
+        epochs2=args.epochs2, eps1=args.eps1, eps2=args.eps2, variance_floor=args.variance_floor,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, dip_type=args.dip_type,
+        lambda_od=args.lambda_od, lambda_d=args.lambda_d, wae_lambda=args.wae_lambda)
+    model, history = train(config, args.device, args.out, data_root=args.data_root,
+                           download=args.download or None, progress=not args.quiet)
     last = history[-1]
     per_epoch = sum(h["seconds"] for h in history) / len(history)
     print(f"trained {len(history)} epochs on {resolve_device(args.device)} "
@@ -105,18 +120,39 @@ def _gmm_path(run_dir: Path, components: int) -> Path:
     return run_dir / f"gmm-{components}.pkl"
 
 
+def _components(args, dataset: str) -> int:
+    if args.components is not None:
+        return args.components
+    return 500 if dataset == "celeba" else 32
+
+
 def _evaluate(args) -> int:
+    import torch
+
     from .metrics import evaluate
 
     run_dir = Path(args.run_dir)
     model, config, _ = load_run(run_dir, args.device)
+    args.components = _components(args, config.dataset)
     download = args.download or None
-    x_train = load_dataset(config.dataset, "train", args.data_root, download)
-    x_test = load_dataset(config.dataset, "test", args.data_root, download)
     device = next(model.parameters()).device
-    metrics, qhat = evaluate(model, x_train.to(device), x_test.to(device), args.iwae_k,
-                             args.iwae_n, args.components, args.kl_samples, args.kl_runs, args.seed)
+    x_train = load_dataset(config.dataset, "train", args.data_root, download, dtype=torch.uint8).to(device)
+    x_test = load_dataset(config.dataset, "test", args.data_root, download).to(device)
+    metrics, qhat = evaluate(model, x_train, x_test, args.iwae_k, args.iwae_n, args.components,
+                             args.kl_samples, args.kl_runs, args.seed)
     metrics = {"run": str(run_dir), "dataset": config.dataset, "method": config.method, **metrics}
+    if args.fid != "none":
+        from .fid import fid, fid_scores, make_extractor, real_statistics
+        from .sampling import StandardNormalPrior
+
+        extractor = make_extractor(args.fid, config.dataset, device, args.data_root, args.fid_weights)
+        real = real_statistics(extractor, config.dataset, "test", args.fid_n, args.data_root)
+        latents = {"gmm": qhat, "prior": StandardNormalPrior(model.latent_dim)}
+        metrics.update(fid_kind=f"{args.fid} FID", fid_n=args.fid_n,
+                       **fid_scores(model, extractor, real, latents, args.fid_n, args.seed),
+                       fid_real=fid(x_train[: args.fid_n], real, extractor))  # Table 2's "real images"
+        if args.fid == "classifier":
+            metrics["fid_classifier_test_accuracy"] = extractor.info["test_accuracy"]
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _gmm_path(run_dir, args.components).write_bytes(pickle.dumps(qhat))
     if args.json:
@@ -130,22 +166,23 @@ def _evaluate(args) -> int:
 def _sample(args) -> int:
     import torch
 
+    from .fid import generate
     from .plots import save_grid
     from .sampling import StandardNormalPrior, fit_aggregate_posterior
 
     run_dir = Path(args.run_dir)
     model, config, _ = load_run(run_dir, args.device)
+    args.components = _components(args, config.dataset)
     device = next(model.parameters()).device
     if args.source == "prior":
         dist = StandardNormalPrior(model.latent_dim)
     elif _gmm_path(run_dir, args.components).is_file():
         dist = pickle.loads(_gmm_path(run_dir, args.components).read_bytes())
     else:
-        x_train = load_dataset(config.dataset, "train", args.data_root, args.download or None)
+        x_train = load_dataset(config.dataset, "train", args.data_root, args.download or None, torch.uint8)
         dist = fit_aggregate_posterior(model, x_train.to(device), args.components, seed=args.seed)
         _gmm_path(run_dir, args.components).write_bytes(pickle.dumps(dist))
-    with torch.no_grad():
-        images, _ = model.decode(dist.sample(args.n, seed=args.seed).to(device))
+    images = generate(model, dist, args.n, args.seed)
     print(f"wrote {save_grid(images, args.out, args.nrow)} ({args.n} samples from {args.source})")
     return 0
 

@@ -8,6 +8,15 @@ The training loop slices this tensor on the device: no per-sample DataLoader, no
 - ``digits``: scikit-learn's bundled 8×8 handwritten digits (1,797 images) upsampled to 28×28:
   real handwriting that works offline with nothing to fetch; the embedded default for smoke runs.
 - ``synthetic``: tiny and deterministic (Gaussian blobs with 3 factors of variation), for tests.
+- ``celeba``: a user-supplied ``root/celeba/img_align_celeba/`` (202,599 JPEGs, 178×218) and,
+  optionally, ``root/celeba/list_eval_partition.txt``. Each image is centre-cropped to 148×148 and
+  resized to 64×64 (not the appendix's 128×128: its decoder emits 64×64, see
+  :mod:`sigmavae.models`), once; both splits are then cached as uint8 tensors beside the folder.
+  Test split: partition 2 of the official file (19,962 images), else a seeded random 20k
+  ("about 10%", appendix A.2). Nothing is ever downloaded for CelebA.
+
+``dtype=torch.uint8`` returns the 8-bit pixels instead (4× less memory: CelebA's training set is
+2.3 GB instead of 9 GB); the training loop converts each batch on the device (:func:`as_float`).
 """
 
 from __future__ import annotations
@@ -18,8 +27,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-DATASETS = ("mnist", "fashion_mnist", "digits", "synthetic")
+DATASETS = ("mnist", "fashion_mnist", "digits", "synthetic", "celeba")
 SPLITS = ("train", "test")
+IMAGE_SIZES = {  # (channels, height = width): selects appendix B.1 or B.2
+    "mnist": (1, 28), "fashion_mnist": (1, 28), "digits": (1, 28), "synthetic": (1, 28), "celeba": (3, 64),
+}
+CELEBA_CROP, CELEBA_SIZE, CELEBA_TEST = 148, 64, 20_000
+CELEBA_HELP = ("download img_align_celeba.zip (and list_eval_partition.txt) from the CelebA page, "
+               "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html, and unzip it so that the JPEGs are in")
 
 # torchvision class name and its sub-folder; IDX files torchvision reads from <root>/<folder>/raw.
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
@@ -42,20 +57,49 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None,
-                 download: bool | None = None) -> torch.Tensor:
-    """Images of ``name``/``split`` as a float32 tensor [N, C, H, W] with values in [0, 1]."""
+                 download: bool | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Images of ``name``/``split`` as a tensor [N, C, H, W]: float32 in [0, 1], or uint8 0..255."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
+    if dtype not in (torch.float32, torch.uint8):
+        raise ValueError(f"dtype must be torch.float32 or torch.uint8, got {dtype}")
     if name == "digits":
-        return _digits(split)
-    if name == "synthetic":
-        return _synthetic(split)
-    return _torchvision(name, split, data_root(root), download)
+        x = _digits(split)
+    elif name == "synthetic":
+        x = _synthetic(split)
+    elif name == "celeba":
+        x = _celeba(split, data_root(root))
+    else:
+        x = _torchvision(name, split, data_root(root), download)
+    if dtype == torch.uint8:
+        return x if x.dtype == torch.uint8 else x.mul(255).round_().to(torch.uint8)
+    return as_float(x)
+
+
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels → float32 in [0, 1]; float tensors pass through untouched."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
+def load_labels(name: str, split: str = "train", root: str | os.PathLike | None = None,
+                download: bool | None = None) -> torch.Tensor:
+    """Class labels (int64 [N]) of the labelled datasets: mnist, fashion_mnist, digits."""
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        return torch.from_numpy(load_digits().target)[_digits_split(split)]
+    if name not in _TORCHVISION:
+        raise ValueError(f"{name!r} has no class labels; labelled datasets: mnist, fashion_mnist, digits")
+    return _torchvision_dataset(name, split, data_root(root), download).targets.long()
 
 
 def _torchvision(name: str, split: str, root: Path, download: bool | None) -> torch.Tensor:
+    return _torchvision_dataset(name, split, root, download).data.unsqueeze(1)  # uint8
+
+
+def _torchvision_dataset(name: str, split: str, root: Path, download: bool | None):
     import torchvision
 
     if download is None:
@@ -70,8 +114,12 @@ def _torchvision(name: str, split: str, root: Path, download: bool | None) -> to
             "or allow a download with download=True / --download / SIGMAVAE_DOWNLOAD=1."
         )
     cls = getattr(torchvision.datasets, _TORCHVISION[name])
-    ds = cls(str(root), train=(split == "train"), download=download)
-    return ds.data.unsqueeze(1).float().div_(255.0)
+    return cls(str(root), train=(split == "train"), download=download)
+
+
+def _digits_split(split: str) -> torch.Tensor:
+    order = torch.randperm(1797, generator=torch.Generator().manual_seed(0))
+    return order[:1500] if split == "train" else order[1500:]
 
 
 def _digits(split: str) -> torch.Tensor:
@@ -79,9 +127,52 @@ def _digits(split: str) -> torch.Tensor:
 
     images = torch.from_numpy(load_digits().images).float().div_(16.0).unsqueeze(1)  # [1797,1,8,8]
     images = F.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False)
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
-    idx = order[:1500] if split == "train" else order[1500:]
-    return images[idx].clamp_(0.0, 1.0).contiguous()
+    return images[_digits_split(split)].clamp_(0.0, 1.0).contiguous()
+
+
+def _celeba(split: str, root: Path) -> torch.Tensor:
+    folder = root / "celeba"
+    cache = folder / f"celeba{CELEBA_SIZE}-{split}.pt"
+    if not cache.is_file():
+        _build_celeba_cache(folder)
+    return torch.load(cache, weights_only=True)
+
+
+def _build_celeba_cache(folder: Path) -> None:
+    """Decode, crop and resize every JPEG once; write both splits (atomically: temp, then rename)."""
+    import numpy as np
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+
+    images_dir = folder / "img_align_celeba"
+    files = sorted(images_dir.glob("*.jpg")) if images_dir.is_dir() else []
+    if not files:
+        raise DatasetNotFoundError(
+            f"celeba not found: no *.jpg in {images_dir}. CelebA is never downloaded automatically: "
+            f"{CELEBA_HELP} {images_dir}/ (optionally list_eval_partition.txt in {folder}/), then "
+            "point $SIGMAVAE_DATA or --data-root at the folder that holds celeba/.")
+    test = _celeba_test_mask([f.name for f in files], folder / "list_eval_partition.txt")
+    out = torch.empty(len(files), 3, CELEBA_SIZE, CELEBA_SIZE, dtype=torch.uint8)
+    for i, f in enumerate(files):
+        with Image.open(f) as img:
+            img = TF.center_crop(img.convert("RGB"), [CELEBA_CROP, CELEBA_CROP])
+            img = TF.resize(img, [CELEBA_SIZE, CELEBA_SIZE], antialias=True)
+        out[i] = torch.from_numpy(np.asarray(img)).permute(2, 0, 1)
+    for split, mask in (("train", ~test), ("test", test)):
+        tmp = folder / f".celeba{CELEBA_SIZE}-{split}.pt.tmp"
+        torch.save(out[mask].clone(), tmp)
+        os.replace(tmp, folder / f"celeba{CELEBA_SIZE}-{split}.pt")
+
+
+def _celeba_test_mask(names: list[str], partition_file: Path) -> torch.Tensor:
+    if partition_file.is_file():
+        part = dict(line.split() for line in partition_file.read_text().splitlines() if line.strip())
+        return torch.tensor([part.get(n) == "2" for n in names])
+    # Appendix A.2: "randomly select 20k images (about 10%)": 20k of 202,599, in proportion if fewer.
+    n_test = max(1, round(len(names) * CELEBA_TEST / 202_599))
+    mask = torch.zeros(len(names), dtype=torch.bool)
+    mask[torch.randperm(len(names), generator=torch.Generator().manual_seed(0))[:n_test]] = True
+    return mask
 
 
 def _synthetic(split: str) -> torch.Tensor:

@@ -11,6 +11,7 @@ import math
 import torch
 from torch.distributions import Normal
 
+from .data import as_float
 from .likelihoods import gaussian_log_prob
 from .objectives import elbo_terms
 from .sampling import GaussianMixturePrior, StandardNormalPrior, fit_aggregate_posterior
@@ -73,6 +74,7 @@ def evaluate(model, x_train: torch.Tensor, x_test: torch.Tensor, iwae_k: int = 2
     Defaults are Table 3's (IWAE: 500 test images, 20 importance samples) and Table 1's
     (q̂: 32 components; KL: 10k samples × 10 runs).
     """
+    x_test = as_float(x_test)
     if components > len(x_train):
         raise ValueError(f"cannot fit {components} mixture components to {len(x_train)} training "
                          "images; use --components <= the training-set size")

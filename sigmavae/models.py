@@ -1,4 +1,5 @@
-"""The networks of appendix B.1 (MNIST and Fashion-MNIST, 28×28×1) and the VAE that joins them.
+"""The networks of appendix B.1 (MNIST, Fashion-MNIST: 28×28×1) and B.2 (CelebA: 64×64×3), and
+the VAE that joins an encoder, a decoder and the decoder's variance.
 
 Shapes are written channels-last in the paper (H×W×C) and channels-first here ([B, C, H, W]).
 Every layer size is the paper's. Where we deviate, it is written down here, with the reason:
@@ -24,6 +25,22 @@ Every layer size is the paper's. Where we deviate, it is written down here, with
 8. Per-pixel variances never go below ``MIN_VARIANCE`` = 1e-10, a numerical guard (it caps one
    pixel's log-likelihood at 10.6 nats) that keeps r²/σ² and Adam's squared gradients inside fp32.
    It only matters with the floor switched off; Algorithm 1's floor is orders of magnitude above.
+
+Appendix B.2 (CelebA) is internally inconsistent: its encoder takes 128×128 images, its decoder
+emits 64×64×3 from strides that multiply to 128, its variance network emits 128×128×1, and its
+"TransposedConv 4×4 stride 1" maps 1×1 to 1×1. We keep every layer's kind, width (channel count)
+and kernel size, and make the shapes agree for 64×64×3 images (see :mod:`sigmavae.data`, CelebA):
+
+9. Encoder: six 4×4 convs 32-64-128-256-512-1024 with leaky ReLU; stride 2 'same' for the first
+   five (64→2), and the last one 'valid' with a 2×2 kernel (2→1) where the paper has 4×4 on 4×4.
+   Then FC_512, and FC_dz heads for μ and σ (σ through softplus, as deviation 1).
+10. Decoder: FC_256, leaky ReLU, Conv_4096 1×1 on the 1×1×256 map, then transposed 4×4 convs
+   1024 (stride 1, 'valid': 1→4), 512, 256, 128 (stride 2 each: 4→8→16→32) with batch norm and
+   leaky ReLU, and 3 (stride 2: 32→64). A sigmoid maps the mean into [0, 1] like B.1's decoder
+   (B.2 prints none).
+11. Variance network: reads the decoder's 512-channel map (8×8 here, 4×4 in the paper) and applies
+   transposed 4×4 convs 256, 128 (stride 2, leaky ReLU) and 1 (stride 2) → 64×64×1, one variance
+   per pixel shared by the three colour channels, through B.1's sigmoid.
 """
 
 from __future__ import annotations
@@ -110,6 +127,72 @@ class VarianceNet(nn.Module):
         return self.net(features)
 
 
+class CelebAEncoder(nn.Module):
+    """q_φ(z|x) for 64×64×3 images, appendix B.2 with deviation 9."""
+
+    def __init__(self, latent_dim: int = 256, in_channels: int = 3):
+        super().__init__()
+        widths = [in_channels, 32, 64, 128, 256, 512]
+        layers = []
+        for cin, cout in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        layers += [nn.Conv2d(512, 1024, 2), nn.LeakyReLU(0.2)]  # 2×2 → 1×1
+        self.conv = nn.Sequential(*layers)
+        self.fc = nn.Linear(1024, 512)
+        self.fc_mu = nn.Linear(512, latent_dim)
+        self.fc_sigma = nn.Linear(512, latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.fc(self.conv(x).flatten(1))
+        return self.fc_mu(h), F.softplus(self.fc_sigma(h)) + 1e-6
+
+
+def _up(cin: int, cout: int, batch_norm: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(cout))
+    return layers + [nn.LeakyReLU(0.2)]
+
+
+class CelebADecoder(nn.Module):
+    """g_θ(z) for 64×64×3 images, appendix B.2 with deviation 10."""
+
+    def __init__(self, latent_dim: int = 256, out_channels: int = 3):
+        super().__init__()
+        self.fc = nn.Linear(latent_dim, 256)
+        self.to_8x8 = nn.Sequential(
+            nn.Conv2d(256, 4096, 1),
+            nn.ConvTranspose2d(4096, 1024, 4), nn.BatchNorm2d(1024), nn.LeakyReLU(0.2),  # 1→4
+            *_up(1024, 512),  # → 8×8×512, read by the variance network
+        )
+        self.to_image = nn.Sequential(
+            *_up(512, 256), *_up(256, 128),  # → 32×32×128
+            nn.ConvTranspose2d(128, out_channels, 4, stride=2, padding=1),  # → 64×64×3
+            nn.Sigmoid(),
+        )
+
+    def features(self, z: torch.Tensor) -> torch.Tensor:
+        return self.to_8x8(F.leaky_relu(self.fc(z), 0.2).view(-1, 256, 1, 1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.to_image(self.features(z))
+
+
+class CelebAVarianceNet(nn.Module):
+    """Logit of v_θ(z) ∈ (0, 1)^{64×64}, appendix B.2 with deviation 11."""
+
+    def __init__(self, channels: int = 3):  # one variance per pixel, shared by the channels
+        super().__init__()
+        self.net = nn.Sequential(*_up(512, 256, False), *_up(256, 128, False),
+                                 nn.ConvTranspose2d(128, 1, 4, stride=2, padding=1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
+
+
+# image size → (encoder, decoder, variance network): B.1 for 28×28, B.2 for 64×64.
+ARCHITECTURES = {28: (Encoder, Decoder, VarianceNet), 64: (CelebAEncoder, CelebADecoder, CelebAVarianceNet)}
+
 VARIANCES = ("fixed", "global", "pixel")
 MIN_VARIANCE = 1e-10  # deviation 8
 SIGMA_PARAMS = ("sigma", "log_sigma")
@@ -133,16 +216,21 @@ class VAE(nn.Module):
     """
 
     def __init__(self, latent_dim: int = 16, channels: int = 1, variance: str = "global",
-                 sigma2: float = 1.0, floor: float = 0.0, sigma_param: str = "sigma"):
+                 sigma2: float = 1.0, floor: float = 0.0, sigma_param: str = "sigma",
+                 image_size: int = 28):
         super().__init__()
         if variance not in VARIANCES:
             raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
         if sigma_param not in SIGMA_PARAMS:
             raise ValueError(f"sigma_param must be one of {SIGMA_PARAMS}, got {sigma_param!r}")
-        self.latent_dim = latent_dim
-        self.encoder = Encoder(latent_dim, channels)
-        self.decoder = Decoder(latent_dim, channels)
-        self.variance_net = VarianceNet(channels)
+        if image_size not in ARCHITECTURES:
+            raise ValueError(f"no architecture for {image_size}×{image_size} images; "
+                             f"have {sorted(ARCHITECTURES)} (appendix B.1 and B.2)")
+        encoder, decoder, variance_net = ARCHITECTURES[image_size]
+        self.latent_dim, self.channels, self.image_size = latent_dim, channels, image_size
+        self.encoder = encoder(latent_dim, channels)
+        self.decoder = decoder(latent_dim, channels)
+        self.variance_net = variance_net(channels)
         self.sigma_param = sigma_param
         # σ (or log σ) of the fixed / global modes; Algorithm 1 initialises σ at 1.
         self.sigma = nn.Parameter(torch.tensor(0.0), requires_grad=(variance == "global"))

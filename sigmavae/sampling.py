@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
+from .data import as_float
+
 
 class StandardNormalPrior:
     """p(z) = N(0, I), behind the same interface as :class:`GaussianMixturePrior`."""
@@ -78,7 +80,7 @@ def encode_samples(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 0
     g = torch.Generator(device=x.device).manual_seed(seed)
     out = []
     for xb in x.split(batch_size):
-        mu, sigma = model.encode(xb)
+        mu, sigma = model.encode(as_float(xb))
         out.append(mu + sigma * torch.randn(mu.shape, generator=g, device=mu.device))
     return torch.cat(out)
 

@@ -8,8 +8,9 @@ ELBO with Eq. 11 in θ, φ (variance network included) for ``epochs2`` epochs an
 (Algorithm 1 prints the loop conditions as ``e < n or δ_ELBO < ε``; continuing *while* the ELBO
 barely changes contradicts "set stopping condition", so we read them as ``e < n or δ ≥ ε``.)
 
-``method="fixed"`` is the baseline: one stage, σ² held at ``sigma2`` for epochs1 + epochs2 epochs
-(VAE: σ² = 0.5, β-VAE: σ² = 1, as the paper frames them), the same total as ours.
+Every other method (``fixed``, ``vae``, ``beta-vae``, ``dip-vae``, ``wae``; their objectives are in
+:mod:`sigmavae.objectives`) trains one stage of epochs1 + epochs2 epochs, the same total as ours,
+with the same networks and σ² held fixed (VAE 0.5, β-VAE 1, as the paper frames them).
 
 Defaults are appendix B.1's table: batch 256, latent 16, 16 + 14 epochs, Adam, lr 5e-4.
 The whole dataset sits on the device as one tensor; batches are slices of a seeded permutation.
@@ -28,12 +29,14 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
-from .data import DATASETS, load_dataset
+from .data import DATASETS, IMAGE_SIZES, as_float, load_dataset
 from .models import VAE
-from .objectives import elbo_loss
+from .objectives import OBJECTIVES
 
-METHODS = ("sigma", "fixed")
+METHODS = tuple(OBJECTIVES)
 SIGMA_UPDATES = ("sigma", "log_sigma", "closed_form")
+# σ² that a method fixes (the paper's framing of VAE and β-VAE; WAE's cost 0.05‖x - g‖² ⇔ σ² = 10).
+METHOD_SIGMA2 = {"vae": 0.5, "beta-vae": 1.0, "wae": 10.0}
 
 
 @dataclass
@@ -41,8 +44,10 @@ class TrainConfig:
     """Everything that determines a trained model. Saved as ``config.json`` beside the weights."""
 
     dataset: str = "mnist"
-    method: str = "sigma"  # "sigma": Algorithm 1; "fixed": σ² held at `sigma2`
-    sigma2: float = 0.5  # σ² of method "fixed" (VAE 0.5, β-VAE 1); "sigma" starts at 1 (Alg. 1)
+    method: str = "sigma"  # "sigma": Algorithm 1; "fixed": σ² held at `sigma2`; or a baseline
+    sigma2: float | None = None  # fixed σ² of fixed/dip-vae (default 0.5); vae, beta-vae, wae set
+    # their own; "sigma" learns it from 1 (Algorithm 1)
+    beta: float = 1.0  # weight on the KL term (Higgins et al.'s β-VAE); 1 = the ELBO
     sigma_update: str = "sigma"  # stage 1: Adam on σ (Alg. 1), Adam on log σ, or Eq. 10 per batch
     latent_dim: int = 16  # appendix B.1 table: code size 16
     epochs1: int = 16  # appendix B.1 table: stage 1, 16 epochs
@@ -54,9 +59,22 @@ class TrainConfig:
     batch_size: int = 256  # appendix B.1 table
     lr: float = 5e-4  # appendix B.1 table, Adam
     seed: int = 0
+    dip_type: str = "i"  # DIP-VAE-I or -II (Kumar et al. 2018)
+    lambda_od: float = 10.0  # DIP-VAE off-diagonal weight, in Kumar et al.'s range
+    lambda_d: float | None = None  # DIP-VAE diagonal weight; None = 10·λ_od (I) or λ_od (II), §3
+    wae_lambda: float | None = None  # WAE-MMD λ; None = Tolstikhin et al. §4: 10 (MNIST), 100 (CelebA)
 
     def __post_init__(self):
         problems = []
+        if self.method in METHOD_SIGMA2:
+            if self.sigma2 is not None and self.sigma2 != METHOD_SIGMA2[self.method]:
+                problems.append(f"method {self.method} fixes σ² = {METHOD_SIGMA2[self.method]}; "
+                                f"for σ² = {self.sigma2} use method 'fixed'")
+            self.sigma2 = METHOD_SIGMA2[self.method]
+        elif self.sigma2 is None:
+            self.sigma2 = 0.5
+        if self.dip_type not in ("i", "ii"):
+            problems.append(f"dip_type must be 'i' or 'ii', got {self.dip_type!r}")
         if self.dataset not in DATASETS:
             problems.append(f"dataset {self.dataset!r} is not one of {', '.join(DATASETS)}")
         if self.method not in METHODS:
@@ -76,6 +94,17 @@ class TrainConfig:
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 
+    def dip_lambdas(self) -> tuple[float, float]:
+        """(λ_od, λ_d): Kumar et al. §3 set λ_d = 10·λ_od for DIP-VAE-I and λ_d = λ_od for -II."""
+        if self.lambda_d is not None:
+            return self.lambda_od, self.lambda_d
+        return self.lambda_od, self.lambda_od * (10.0 if self.dip_type == "i" else 1.0)
+
+    def wae_lambda_value(self) -> float:
+        """Tolstikhin et al. 2018, §4: λ = 10 for MNIST, 100 for CelebA."""
+        if self.wae_lambda is not None:
+            return self.wae_lambda
+        return 100.0 if self.dataset == "celeba" else 10.0
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
@@ -97,24 +126,28 @@ def place(model: VAE, x: torch.Tensor, device: str | torch.device = "auto") -> t
     return model, x.to(device).contiguous(memory_format=torch.channels_last)
 
 
-def build_model(config: TrainConfig, channels: int = 1) -> VAE:
+def build_model(config: TrainConfig) -> VAE:
     torch.manual_seed(config.seed)
+    channels, size = IMAGE_SIZES[config.dataset]
     param = "log_sigma" if config.sigma_update == "log_sigma" else "sigma"
     if config.method == "sigma":  # Algorithm 1: σ ← 1
-        return VAE(config.latent_dim, channels, variance="global", sigma2=1.0, sigma_param=param)
-    return VAE(config.latent_dim, channels, variance="fixed", sigma2=config.sigma2)
+        return VAE(config.latent_dim, channels, variance="global", sigma2=1.0, sigma_param=param,
+                   image_size=size)
+    return VAE(config.latent_dim, channels, variance="fixed", sigma2=config.sigma2, image_size=size)
 
 
 def train(config: TrainConfig, device: str | torch.device = "auto", out_dir: str | Path | None = None,
           data: torch.Tensor | None = None, data_root: str | Path | None = None,
-          progress: bool = True) -> tuple[VAE, list[dict]]:
+          download: bool | None = None, progress: bool = True) -> tuple[VAE, list[dict]]:
     """Train per Algorithm 1 (or the fixed-σ² baseline); save to ``out_dir`` when given.
 
-    ``data`` overrides loading ``config.dataset``'s training split (it must be [N, C, 28, 28]).
+    ``data`` overrides loading ``config.dataset``'s training split ([N, C, H, W], float in [0, 1]
+    or uint8; uint8 batches are converted on the device, which keeps CelebA at 2.5 GB, not 10).
     Returns the model (in eval mode) and the per-epoch history.
     """
-    x = data if data is not None else load_dataset(config.dataset, "train", data_root)
-    model, x = place(build_model(config, channels=x.shape[1]), x, device)
+    if data is None:
+        data = load_dataset(config.dataset, "train", data_root, download, dtype=torch.uint8)
+    model, x = place(build_model(config), data, device)
     # One Adam over every parameter: the variance network's get no gradient (so no update and no
     # Adam state) until stage 2, and θ, φ keep their Adam moments across the stage switch.
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -160,25 +193,26 @@ def _run_stage(model, optimizer, x, config, stage, n_epochs, eps, shuffle, histo
 
 def _epoch(model, optimizer, x, config, shuffle, progress, desc) -> dict:
     model.train()
+    objective = OBJECTIVES[config.method]
     start = time.perf_counter()
     order = torch.randperm(len(x), generator=shuffle).to(x.device)
     batches = order.split(config.batch_size)
     # Sums stay on the device: no host synchronisation inside the step.
-    sums = torch.zeros(5, device=x.device)  # elbo, recon, kl, mean σ², min σ² (running min)
-    sums[4] = math.inf
+    sums = torch.zeros(6, device=x.device)  # loss, elbo, recon, kl, mean σ², min σ² (running min)
+    sums[5] = math.inf
     for idx in tqdm(batches, desc=desc, disable=not progress, leave=False):
-        loss, t = elbo_loss(model, x[idx], config)
+        loss, t = objective(model, as_float(x[idx]), config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         with torch.no_grad():
             n = len(idx)
             var = t.log_var.exp()
-            sums[:4] += torch.stack([t.elbo.sum(), t.recon.sum(), t.kl.sum(), var.mean() * n])
-            sums[4] = torch.minimum(sums[4], var.min())
-    elbo, recon, kl, var_sum, var_min = sums.tolist()
+            sums[:5] += torch.stack([loss * n, t.elbo.sum(), t.recon.sum(), t.kl.sum(), var.mean() * n])
+            sums[5] = torch.minimum(sums[5], var.min())
+    loss, elbo, recon, kl, var_sum, var_min = sums.tolist()
     n = len(x)
-    return {"elbo": elbo / n, "recon": recon / n, "kl": kl / n, "sigma2": var_sum / n,
+    return {"loss": loss / n, "elbo": elbo / n, "recon": recon / n, "kl": kl / n, "sigma2": var_sum / n,
             "sigma2_min": var_min, "seconds": time.perf_counter() - start}
 
 
@@ -192,8 +226,7 @@ def save_run(out_dir: str | Path, model: VAE, config: TrainConfig, history: list
         json.dumps({**dataclasses.asdict(config), "version": __version__}, indent=2) + "\n")
     (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     torch.save({"state_dict": model.state_dict(), "variance": model.variance,
-                "floor": model.floor, "sigma_param": model.sigma_param,
-                "channels": model.encoder.conv[0].in_channels}, out / "model.pt")
+                "floor": model.floor, "sigma_param": model.sigma_param}, out / "model.pt")
     return out
 
 
@@ -207,8 +240,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     history = json.loads((run / "history.json").read_text())
     ckpt = torch.load(run / "model.pt", map_location="cpu", weights_only=True)
-    model = VAE(config.latent_dim, ckpt["channels"], variance=ckpt["variance"],
-                floor=ckpt["floor"], sigma_param=ckpt["sigma_param"])
+    channels, size = IMAGE_SIZES[config.dataset]
+    model = VAE(config.latent_dim, channels, variance=ckpt["variance"], floor=ckpt["floor"],
+                sigma_param=ckpt["sigma_param"], image_size=size)
     model.load_state_dict(ckpt["state_dict"])
     model = model.to(resolve_device(device), memory_format=torch.channels_last)  # as trained
     return model.eval(), config, history

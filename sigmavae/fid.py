@@ -1,0 +1,157 @@
+"""Fréchet distances between generated and real images (Table 2, Figures 1b and 2).
+
+Two feature extractors, never mixed in one table:
+
+- ``inception``: pytorch-fid's InceptionV3 pool3 (2048-d), the FID of the paper. Grey images are
+  replicated to 3 channels; pytorch-fid resizes to 299×299 and rescales [0, 1] → [-1, 1].
+  Its weights (``pt_inception-2015-12-05-6726825d.pth``) come from ``--fid-weights PATH``,
+  ``$SIGMAVAE_FID_WEIGHTS``, or torch hub's cache; we never download them.
+- ``classifier``: the 128-d penultimate features of a small CNN trained on the dataset
+  (:mod:`sigmavae.classifier`): works offline, comparable only with other classifier FIDs.
+
+Images are passed in memory ([N, C, H, W] in [0, 1]), in batches on the model's device. Real-image
+statistics are cached as ``<cache>/fid-stats/<kind>-<dataset>-<split>-<n>.npz``.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+from pytorch_fid.fid_score import calculate_frechet_distance
+
+from .classifier import default_cache_dir, load_classifier
+from .data import as_float, load_dataset
+
+FID_KINDS = ("inception", "classifier", "none")
+INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{INCEPTION_FILE}"
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """‖μ₁ - μ₂‖² + tr(Σ₁ + Σ₂ - 2(Σ₁Σ₂)^{1/2}) (Heusel et al. 2017), pytorch-fid's implementation."""
+    return float(calculate_frechet_distance(np.asarray(mu1, np.float64), np.asarray(sigma1, np.float64),
+                                            np.asarray(mu2, np.float64), np.asarray(sigma2, np.float64)))
+
+
+class FeatureExtractor:
+    """Images [N, C, H, W] in [0, 1] → features [N, D] (numpy float64), batched on a device."""
+
+    def __init__(self, kind: str, net, dims: int, device, channels: int | None = None):
+        self.kind, self.net, self.dims, self.device, self.channels = kind, net, dims, device, channels
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
+        out = []
+        for xb in images.split(batch_size):
+            xb = as_float(xb.to(self.device))
+            if self.channels == 3 and xb.shape[1] == 1:
+                xb = xb.expand(-1, 3, -1, -1)  # grey → RGB by replication
+            out.append(self.net(xb).flatten(1).double().cpu())
+        return torch.cat(out).numpy()
+
+
+def resolve_inception_weights(path: str | os.PathLike | None = None) -> Path:
+    """The local Inception weights file: ``path`` > $SIGMAVAE_FID_WEIGHTS > torch hub's cache."""
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+    explicit = path or os.environ.get("SIGMAVAE_FID_WEIGHTS")
+    if explicit:
+        if not Path(explicit).is_file():
+            raise FileNotFoundError(f"Inception weights not found at {explicit} (from --fid-weights or "
+                                    f"$SIGMAVAE_FID_WEIGHTS); it should be {INCEPTION_FILE}")
+        return Path(explicit)
+    if hub.is_file():
+        return hub
+    raise FileNotFoundError(
+        f"pytorch-fid's Inception weights {INCEPTION_FILE} are not on this machine and we do not "
+        f"download them. Fetch them from {INCEPTION_URL} and put the file at {hub} (torch hub's "
+        "cache, where pytorch-fid looks), or pass --fid-weights PATH / set SIGMAVAE_FID_WEIGHTS. "
+        "Offline, use --fid classifier (a dataset-specific CNN; not comparable with the paper's FID).")
+
+
+@contextmanager
+def _no_download(state_dict_source):
+    """pytorch-fid fetches its weights with ``load_state_dict_from_url``; serve them locally."""
+    with mock.patch("pytorch_fid.inception.load_state_dict_from_url", state_dict_source):
+        yield
+
+
+def inception_extractor(weights: str | os.PathLike | None = None, device="cpu") -> FeatureExtractor:
+    """pytorch-fid's InceptionV3 (pool3, 2048-d). ``weights="random"`` builds it with random weights
+    (for tests: same pipeline, meaningless numbers)."""
+    from pytorch_fid.inception import InceptionV3
+
+    if weights == "random":
+        import torchvision.models.inception as tv
+
+        with _no_download(lambda *a, **k: {}), \
+                mock.patch.object(tv.Inception3, "load_state_dict", lambda self, *a, **k: None):
+            net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
+    else:
+        file = resolve_inception_weights(weights)
+        with _no_download(lambda *a, **k: torch.load(file, map_location="cpu", weights_only=True)):
+            net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
+    net = net.to(device).eval()
+    return FeatureExtractor("inception", lambda x: net(x)[0], 2048, device, channels=3)
+
+
+def classifier_extractor(dataset: str, device="cpu", root=None, cache_dir=None) -> FeatureExtractor:
+    model, info = load_classifier(dataset, device, root, cache_dir)
+    extractor = FeatureExtractor("classifier", model.features, model.fc.out_features, device)
+    extractor.info = info
+    return extractor
+
+
+def make_extractor(kind: str, dataset: str, device="cpu", root=None, weights=None,
+                   cache_dir=None) -> FeatureExtractor:
+    if kind == "inception":
+        return inception_extractor(weights, device)
+    if kind == "classifier":
+        return classifier_extractor(dataset, device, root, cache_dir)
+    raise ValueError(f"unknown FID kind {kind!r}; choose inception or classifier")
+
+
+def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return features.mean(0), np.cov(features, rowvar=False)
+
+
+def real_statistics(extractor: FeatureExtractor, dataset: str, split: str = "test", n: int = 10_000,
+                    root=None, cache_dir=None) -> tuple[np.ndarray, np.ndarray]:
+    """(μ, Σ) of the first ``n`` real images of ``dataset``/``split``, cached as an .npz."""
+    name = f"{extractor.kind}-{dataset}-{split}-{n}.npz"
+    cache = Path(cache_dir or default_cache_dir()) / "fid-stats" / name
+    if cache.is_file():
+        saved = np.load(cache)
+        return saved["mu"], saved["sigma"]
+    images = load_dataset(dataset, split, root, dtype=torch.uint8)[:n]
+    mu, sigma = statistics(extractor(images))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez(tmp, mu=mu, sigma=sigma)
+    os.replace(tmp, cache)
+    return mu, sigma
+
+
+def fid(images: torch.Tensor, real_stats: tuple[np.ndarray, np.ndarray],
+        extractor: FeatureExtractor) -> float:
+    """Fréchet distance between ``images`` and precomputed real statistics."""
+    return frechet_distance(*statistics(extractor(images)), *real_stats)
+
+
+@torch.no_grad()
+def generate(model, latent_dist, n: int, seed: int = 0, batch_size: int = 1000) -> torch.Tensor:
+    """n decoder means g(z), z ~ ``latent_dist`` (the prior or q̂), on the model's device."""
+    device = next(model.parameters()).device
+    z = latent_dist.sample(n, seed=seed).to(device)
+    return torch.cat([model.decode(zb)[0] for zb in z.split(batch_size)])
+
+
+def fid_scores(model, extractor: FeatureExtractor, real_stats, latents: dict, n: int = 10_000,
+               seed: int = 0) -> dict:
+    """``{"fid_<name>": FID of n samples g(z), z ~ dist}`` for each ``name: dist`` of ``latents``."""
+    return {f"fid_{name}": fid(generate(model, dist, n, seed), real_stats, extractor)
+            for name, dist in latents.items()}

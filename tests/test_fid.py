@@ -1,0 +1,69 @@
+"""FID: the Fréchet distance's closed form, the Inception pipeline offline, classifier FID's sense."""
+
+import numpy as np
+import pytest
+import torch
+
+from sigmavae import fid as fidmod
+from sigmavae.data import load_dataset
+
+
+def test_frechet_distance_closed_form_for_diagonal_gaussians():
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, -1.0, 2.0])
+    v1, v2 = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(v1 + v2 - 2 * np.sqrt(v1 * v2))
+    got = fidmod.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2))
+    assert got == pytest.approx(expected, rel=1e-9)  # 5 + (4 + 1 + 0) = 10
+
+
+def test_frechet_distance_rotated_covariances():
+    """Σ₁ = R diag(a) Rᵀ, Σ₂ = R diag(b) Rᵀ commute, so tr (Σ₁Σ₂)^{1/2} = Σ √(a b)."""
+    R = np.linalg.qr(np.random.default_rng(0).normal(size=(4, 4)))[0]
+    a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([4.0, 3.0, 2.0, 1.0])
+    got = fidmod.frechet_distance(np.zeros(4), R @ np.diag(a) @ R.T, np.zeros(4), R @ np.diag(b) @ R.T)
+    assert got == pytest.approx(np.sum(a + b - 2 * np.sqrt(a * b)), rel=1e-7)
+
+
+def test_inception_pipeline_with_random_weights_downloads_nothing(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr("torch.hub.load_state_dict_from_url", no_network)
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
+    extractor = fidmod.inception_extractor("random")
+    grey = torch.rand(3, 1, 28, 28)
+    features = extractor(grey, batch_size=2)
+    assert features.shape == (3, 2048) and extractor.dims == 2048
+    rgb = extractor(grey.expand(-1, 3, -1, -1), batch_size=2)  # replication = passing RGB copies
+    np.testing.assert_allclose(features, rgb, rtol=1e-5, atol=1e-6)
+    x = torch.rand(40, 1, 28, 28)
+    stats = fidmod.statistics(extractor(x))
+    assert fidmod.fid(x, stats, extractor) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_missing_inception_weights_error_says_what_and_where(monkeypatch, tmp_path):
+    monkeypatch.delenv("SIGMAVAE_FID_WEIGHTS", raising=False)
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(tmp_path))
+    with pytest.raises(FileNotFoundError) as err:
+        fidmod.inception_extractor()
+    msg = str(err.value)
+    assert fidmod.INCEPTION_FILE in msg and str(tmp_path / "checkpoints") in msg
+    assert "--fid-weights" in msg and "--fid classifier" in msg
+    with pytest.raises(FileNotFoundError, match="not found at /nowhere"):
+        fidmod.inception_extractor("/nowhere")
+
+
+def test_classifier_fid_ranks_real_above_pixel_shuffled(tmp_path):
+    extractor = fidmod.classifier_extractor("digits", cache_dir=tmp_path)
+    assert extractor.info["test_accuracy"] > 0.9
+    assert (tmp_path / "classifier-digits.pt").is_file()
+    real = fidmod.real_statistics(extractor, "digits", "train", 1500, cache_dir=tmp_path)
+    test = load_dataset("digits", "test")
+    perm = torch.randperm(28 * 28, generator=torch.Generator().manual_seed(0))
+    shuffled = test.flatten(1)[:, perm].view_as(test)
+    held_out, scrambled = fidmod.fid(test, real, extractor), fidmod.fid(shuffled, real, extractor)
+    assert scrambled > 10 * held_out
+    # cached: a second call reads the .npz and the saved classifier
+    assert list((tmp_path / "fid-stats").iterdir())[0].name == "classifier-digits-train-1500.npz"
+    again = fidmod.classifier_extractor("digits", cache_dir=tmp_path)
+    np.testing.assert_allclose(again(test[:5]), extractor(test[:5]))
