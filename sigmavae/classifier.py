@@ -70,10 +70,13 @@ def accuracy(model: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: in
 
 
 def load_classifier(dataset: str, device: str | torch.device = "cpu", root=None,
-                    cache_dir: str | Path | None = None, epochs: int = 5) -> tuple[Classifier, dict]:
+                    cache_dir: str | Path | None = None, epochs: int = 10) -> tuple[Classifier, dict]:
     """The cached classifier of ``dataset`` (trained here on first use), and its info
-    (``test_accuracy``, epochs, training-set size). Cache: ``<cache>/classifier-<dataset>.pt``."""
-    cache = Path(cache_dir or default_cache_dir()) / f"classifier-{dataset}.pt"
+    (``test_accuracy``, epochs, training-set size). Cache: ``<cache>/classifier-<dataset>-e<epochs>.pt``.
+
+    10 epochs give 99.1% test accuracy on MNIST (5 gave 98.99%) and ≥ 90% on Fashion-MNIST.
+    """
+    cache = Path(cache_dir or default_cache_dir()) / f"classifier-{dataset}-e{epochs}.pt"
     if cache.is_file():
         saved = torch.load(cache, map_location="cpu", weights_only=True)
         model = Classifier(saved["n_classes"])

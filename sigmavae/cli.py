@@ -46,10 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--wae-lambda", type=float, default=None, help="WAE-MMD λ (default 10; CelebA 100)")
     t.add_argument("--sigma-update", choices=SIGMA_UPDATES, default=DEFAULTS.sigma_update,
                    help="stage 1: Adam on σ (Algorithm 1), Adam on log σ, or Eq. 10 per batch")
-    t.add_argument("--latent-dim", type=int, default=DEFAULTS.latent_dim)
-    t.add_argument("--epochs1", type=int, default=DEFAULTS.epochs1)
-    t.add_argument("--epochs2", type=int, default=DEFAULTS.epochs2,
-                   help="stage-2 epochs; 0 stops after stage 1 (global σ²)")
+    t.add_argument("--latent-dim", type=int, default=None, help="default 16; CelebA 256 (appendix)")
+    t.add_argument("--epochs1", type=int, default=None, help="stage-1 epochs: 16; CelebA 75")
+    t.add_argument("--epochs2", type=int, default=None,
+                   help="stage-2 epochs: 14; CelebA 20; 0 stops after stage 1 (global σ²)")
     t.add_argument("--eps1", type=float, default=None, help="ε₁ on δ_ELBO (default: none)")
     t.add_argument("--eps2", type=float, default=None, help="ε₂ on δ_ELBO (default: none)")
     t.add_argument("--variance-floor", type=float, default=DEFAULTS.variance_floor,
@@ -148,7 +148,7 @@ def _evaluate(args) -> int:
         extractor = make_extractor(args.fid, config.dataset, device, args.data_root, args.fid_weights)
         real = real_statistics(extractor, config.dataset, "test", args.fid_n, args.data_root)
         latents = {"gmm": qhat, "prior": StandardNormalPrior(model.latent_dim)}
-        metrics.update(fid_kind=f"{args.fid} FID", fid_n=args.fid_n,
+        metrics.update(fid_kind=f"{args.fid} FID", fid_features=extractor.key, fid_n=args.fid_n,
                        **fid_scores(model, extractor, real, latents, args.fid_n, args.seed),
                        fid_real=fid(x_train[: args.fid_n], real, extractor))  # Table 2's "real images"
         if args.fid == "classifier":

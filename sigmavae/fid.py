@@ -10,7 +10,7 @@ Two feature extractors, never mixed in one table:
   (:mod:`sigmavae.classifier`): works offline, comparable only with other classifier FIDs.
 
 Images are passed in memory ([N, C, H, W] in [0, 1]), in batches on the model's device. Real-image
-statistics are cached as ``<cache>/fid-stats/<kind>-<dataset>-<split>-<n>.npz``.
+statistics are cached as ``<cache>/fid-stats/<features>-<dataset>-<split>-<n>.npz``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from unittest import mock
 import numpy as np
 import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
+from scipy import linalg
 
 from .classifier import default_cache_dir, load_classifier
 from .data import as_float, load_dataset
@@ -33,16 +34,31 @@ INCEPTION_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """‖μ₁ - μ₂‖² + tr(Σ₁ + Σ₂ - 2(Σ₁Σ₂)^{1/2}) (Heusel et al. 2017), pytorch-fid's implementation."""
-    return float(calculate_frechet_distance(np.asarray(mu1, np.float64), np.asarray(sigma1, np.float64),
-                                            np.asarray(mu2, np.float64), np.asarray(sigma2, np.float64)))
+    """‖μ₁ - μ₂‖² + tr(Σ₁ + Σ₂ - 2(Σ₁Σ₂)^{1/2}) (Heusel et al. 2017).
+
+    pytorch-fid's ``calculate_frechet_distance`` where it runs; its 0.3.0 passes ``disp=False`` to
+    ``scipy.linalg.sqrtm``, which SciPy 1.16 removed, so there we take the same steps ourselves.
+    """
+    args = [np.asarray(a, np.float64) for a in (mu1, sigma1, mu2, sigma2)]
+    try:
+        return float(calculate_frechet_distance(*args))
+    except TypeError:
+        mu1, sigma1, mu2, sigma2 = args
+        covmean = linalg.sqrtm(sigma1 @ sigma2)
+        if not np.isfinite(covmean).all():  # singular product: pytorch-fid's eps offset
+            offset = np.eye(len(sigma1)) * 1e-6
+            covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+        covmean = covmean.real
+        diff = mu1 - mu2
+        return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
 class FeatureExtractor:
     """Images [N, C, H, W] in [0, 1] → features [N, D] (numpy float64), batched on a device."""
 
-    def __init__(self, kind: str, net, dims: int, device, channels: int | None = None):
+    def __init__(self, kind: str, net, dims: int, device, channels: int | None = None, key: str = ""):
         self.kind, self.net, self.dims, self.device, self.channels = kind, net, dims, device, channels
+        self.key = key or kind  # names cached real statistics: changes whenever the features do
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
@@ -101,7 +117,8 @@ def inception_extractor(weights: str | os.PathLike | None = None, device="cpu") 
 
 def classifier_extractor(dataset: str, device="cpu", root=None, cache_dir=None) -> FeatureExtractor:
     model, info = load_classifier(dataset, device, root, cache_dir)
-    extractor = FeatureExtractor("classifier", model.features, model.fc.out_features, device)
+    extractor = FeatureExtractor("classifier", model.features, model.fc.out_features, device,
+                                 key=f"classifier-e{info['epochs']}")
     extractor.info = info
     return extractor
 
@@ -122,7 +139,7 @@ def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def real_statistics(extractor: FeatureExtractor, dataset: str, split: str = "test", n: int = 10_000,
                     root=None, cache_dir=None) -> tuple[np.ndarray, np.ndarray]:
     """(μ, Σ) of the first ``n`` real images of ``dataset``/``split``, cached as an .npz."""
-    name = f"{extractor.kind}-{dataset}-{split}-{n}.npz"
+    name = f"{extractor.key}-{dataset}-{split}-{n}.npz"
     cache = Path(cache_dir or default_cache_dir()) / "fid-stats" / name
     if cache.is_file():
         saved = np.load(cache)

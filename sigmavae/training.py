@@ -12,7 +12,8 @@ Every other method (``fixed``, ``vae``, ``beta-vae``, ``dip-vae``, ``wae``; thei
 :mod:`sigmavae.objectives`) trains one stage of epochs1 + epochs2 epochs, the same total as ours,
 with the same networks and σ² held fixed (VAE 0.5, β-VAE 1, as the paper frames them).
 
-Defaults are appendix B.1's table: batch 256, latent 16, 16 + 14 epochs, Adam, lr 5e-4.
+Defaults are appendix B.1's table: batch 256, latent 16, 16 + 14 epochs, Adam, lr 5e-4 (B.2's for
+CelebA: latent 256, 75 + 20 epochs).
 The whole dataset sits on the device as one tensor; batches are slices of a seeded permutation.
 """
 
@@ -35,6 +36,9 @@ from .objectives import OBJECTIVES
 
 METHODS = tuple(OBJECTIVES)
 SIGMA_UPDATES = ("sigma", "log_sigma", "closed_form")
+# Appendix B.1 / B.2 tables: code size and the epochs of the two stages.
+APPENDIX_DEFAULTS = {"28x28": {"latent_dim": 16, "epochs1": 16, "epochs2": 14},
+                     "celeba": {"latent_dim": 256, "epochs1": 75, "epochs2": 20}}
 # σ² that a method fixes (the paper's framing of VAE and β-VAE; WAE's cost 0.05‖x - g‖² ⇔ σ² = 10).
 METHOD_SIGMA2 = {"vae": 0.5, "beta-vae": 1.0, "wae": 10.0}
 
@@ -46,12 +50,12 @@ class TrainConfig:
     dataset: str = "mnist"
     method: str = "sigma"  # "sigma": Algorithm 1; "fixed": σ² held at `sigma2`; or a baseline
     sigma2: float | None = None  # fixed σ² of fixed/dip-vae (default 0.5); vae, beta-vae, wae set
-    # their own; "sigma" learns it from 1 (Algorithm 1)
+    # their own; "sigma" learns it, starting from 1 (Algorithm 1)
     beta: float = 1.0  # weight on the KL term (Higgins et al.'s β-VAE); 1 = the ELBO
     sigma_update: str = "sigma"  # stage 1: Adam on σ (Alg. 1), Adam on log σ, or Eq. 10 per batch
-    latent_dim: int = 16  # appendix B.1 table: code size 16
-    epochs1: int = 16  # appendix B.1 table: stage 1, 16 epochs
-    epochs2: int = 14  # appendix B.1 table: stage 2, 14 epochs (0 = stop after stage 1)
+    latent_dim: int | None = None  # None = the appendix tables' code size: 16 (B.1), 256 (B.2, CelebA)
+    epochs1: int | None = None  # stage 1; None = 16 (B.1 table), 75 (B.2 table, CelebA)
+    epochs2: int | None = None  # stage 2; None = 14 (B.1), 20 (B.2); 0 = stop after stage 1
     eps1: float | None = None  # ε₁ on δ_ELBO (nats); None = stop after exactly epochs1
     eps2: float | None = None  # ε₂; None = stop after exactly epochs2
     max_extra_epochs: int = 10  # cap on epochs added by ε₁/ε₂ beyond epochs1/epochs2
@@ -66,11 +70,20 @@ class TrainConfig:
 
     def __post_init__(self):
         problems = []
+        table = APPENDIX_DEFAULTS["celeba" if self.dataset == "celeba" else "28x28"]
+        for name, value in table.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if self.method in METHOD_SIGMA2:
             if self.sigma2 is not None and self.sigma2 != METHOD_SIGMA2[self.method]:
                 problems.append(f"method {self.method} fixes σ² = {METHOD_SIGMA2[self.method]}; "
                                 f"for σ² = {self.sigma2} use method 'fixed'")
             self.sigma2 = METHOD_SIGMA2[self.method]
+        elif self.method == "sigma":
+            if self.sigma2 not in (None, 1.0):
+                problems.append("method sigma learns σ², starting from 1 (Algorithm 1); sigma2 "
+                                "applies to the methods fixed and dip-vae")
+            self.sigma2 = 1.0
         elif self.sigma2 is None:
             self.sigma2 = 0.5
         if self.dip_type not in ("i", "ii"):
@@ -131,8 +144,8 @@ def build_model(config: TrainConfig) -> VAE:
     channels, size = IMAGE_SIZES[config.dataset]
     param = "log_sigma" if config.sigma_update == "log_sigma" else "sigma"
     if config.method == "sigma":  # Algorithm 1: σ ← 1
-        return VAE(config.latent_dim, channels, variance="global", sigma2=1.0, sigma_param=param,
-                   image_size=size)
+        return VAE(config.latent_dim, channels, variance="global", sigma2=config.sigma2,
+                   sigma_param=param, image_size=size)
     return VAE(config.latent_dim, channels, variance="fixed", sigma2=config.sigma2, image_size=size)
 
 

@@ -38,7 +38,8 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
                  str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "MNIST" in err and "SIGMAVAE_DATA" in err and "Traceback" not in err
-    assert main(["train", "--sigma2", "-1", "--dataset", "digits", "--out", str(tmp_path / "r")]) == 2
+    assert main(["train", "--method", "fixed", "--sigma2", "-1", "--dataset", "digits", "--out",
+                 str(tmp_path / "r")]) == 2
     assert "sigma2 must be a positive number" in capsys.readouterr().err
 
 
@@ -46,3 +47,16 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "sigmavae"  # written by `pip install -e .`
     out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("sigmavae ")
+
+
+def test_evaluate_adds_classifier_fid(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIGMAVAE_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--method", "wae", "--epochs1", "1", "--epochs2", "0",
+                 "--latent-dim", "4", "--device", "cpu", "--quiet", "--out", str(run)]) == 0
+    assert main(["evaluate", str(run), "--iwae-n", "20", "--components", "4", "--kl-samples", "200",
+                 "--kl-runs", "2", "--fid", "classifier", "--fid-n", "200", "--device", "cpu"]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["fid_kind"] == "classifier FID" and m["fid_n"] == 200 and m["method"] == "wae"
+    assert m["fid_real"] < m["fid_prior"] and m["fid_real"] < m["fid_gmm"]  # one epoch is no data
+    assert 0.8 < m["fid_classifier_test_accuracy"] <= 1

@@ -56,7 +56,7 @@ def test_missing_inception_weights_error_says_what_and_where(monkeypatch, tmp_pa
 def test_classifier_fid_ranks_real_above_pixel_shuffled(tmp_path):
     extractor = fidmod.classifier_extractor("digits", cache_dir=tmp_path)
     assert extractor.info["test_accuracy"] > 0.9
-    assert (tmp_path / "classifier-digits.pt").is_file()
+    assert (tmp_path / "classifier-digits-e10.pt").is_file()
     real = fidmod.real_statistics(extractor, "digits", "train", 1500, cache_dir=tmp_path)
     test = load_dataset("digits", "test")
     perm = torch.randperm(28 * 28, generator=torch.Generator().manual_seed(0))
@@ -64,6 +64,6 @@ def test_classifier_fid_ranks_real_above_pixel_shuffled(tmp_path):
     held_out, scrambled = fidmod.fid(test, real, extractor), fidmod.fid(shuffled, real, extractor)
     assert scrambled > 10 * held_out
     # cached: a second call reads the .npz and the saved classifier
-    assert list((tmp_path / "fid-stats").iterdir())[0].name == "classifier-digits-train-1500.npz"
+    assert list((tmp_path / "fid-stats").iterdir())[0].name == "classifier-e10-digits-train-1500.npz"
     again = fidmod.classifier_extractor("digits", cache_dir=tmp_path)
     np.testing.assert_allclose(again(test[:5]), extractor(test[:5]))

@@ -66,8 +66,16 @@ def test_eps_extends_a_stage_until_the_elbo_settles():
     assert len(h) == 3
 
 
+def test_defaults_are_the_appendix_tables():
+    b1, b2 = TrainConfig(), TrainConfig(dataset="celeba")
+    assert (b1.latent_dim, b1.epochs1, b1.epochs2, b1.batch_size, b1.lr) == (16, 16, 14, 256, 5e-4)
+    assert (b2.latent_dim, b2.epochs1, b2.epochs2, b2.batch_size, b2.lr) == (256, 75, 20, 256, 5e-4)
+    assert TrainConfig(dataset="celeba", latent_dim=64).latent_dim == 64
+
+
 @pytest.mark.parametrize("bad,match", [
-    (dict(method="magic"), "method 'magic'"), (dict(sigma2=0.0), "sigma2 must be a positive"),
+    (dict(method="magic"), "method 'magic'"), (dict(method="fixed", sigma2=0.0), "sigma2 must be a positive"),
+    (dict(sigma2=0.3), "method sigma learns σ²"),
     (dict(latent_dim=0), "latent_dim must be >= 1"), (dict(dataset="cifar"), "dataset 'cifar'"),
 ])
 def test_bad_config_is_refused(bad, match):
