@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 #   make test TORCH="torch torchvision"
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test lint bench clean
+.PHONY: install test lint bench book clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,5 +27,11 @@ test: lint
 bench: install
 	$(BIN)/python bench/train_speed.py
 
+# The HTML book from the committed, executed notebooks (nothing is executed): _build/html.
+book: install
+	$(BIN)/python -m pip install -q -e '.[book]'
+	rm -rf _build
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info _build
