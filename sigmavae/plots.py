@@ -19,3 +19,58 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 10) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(image_grid(images, nrow), path)
     return path
+
+
+def _show(ax, image: torch.Tensor, title: str = "", cmap: str = "gray", vmin=None, vmax=None):
+    img = image.detach().float().cpu()
+    img = img.permute(1, 2, 0) if img.shape[0] == 3 else img[0]
+    handle = ax.imshow(img.numpy(), cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=8)
+    return handle
+
+
+def uncertainty_figure(images: torch.Tensor, means: torch.Tensor, variances: torch.Tensor,
+                       title: str, labels=("input", "reconstruction", "σ²")):
+    """Figures 3-4 / appendix 14-19: rows of images, decoder means and per-pixel σ² maps.
+
+    ``images`` may be None (generated samples have no input). σ² maps share one log colour scale.
+    """
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in (images, means, variances) if r is not None]
+    names = labels if images is not None else labels[1:]
+    n = len(means)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 0.8, 1.2 * len(rows)), squeeze=False)
+    var = variances.detach().float().cpu()
+    norm = mcolors.LogNorm(vmin=float(var.min()), vmax=float(var.max()))
+    for r, (row, name) in enumerate(zip(rows, names, strict=True)):
+        for i in range(n):
+            if row is variances:
+                handle = _show(axes[r, i], row[i].mean(0, keepdim=True), cmap="magma")
+                handle.set_norm(norm)
+            else:
+                _show(axes[r, i], row[i])
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    fig.colorbar(handle, ax=axes[-1, :].tolist(), fraction=0.02, pad=0.01, label="σ²")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def sample_grids_figure(grids: dict, title: str = ""):
+    """One panel per entry of ``grids`` (name → [N, C, H, W] images), e.g. each method from q̂ and
+    from the prior (Figure 2b, appendix Figures 1-13)."""
+    import matplotlib.pyplot as plt
+
+    cols = min(len(grids), 2)
+    rows = (len(grids) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.4 * rows), squeeze=False)
+    for ax, (name, images) in zip(axes.flat, grids.items(), strict=False):
+        _show(ax, image_grid(images), name)
+    for ax in axes.flat[len(grids):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

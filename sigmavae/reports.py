@@ -128,3 +128,37 @@ def table2(dataset: str = "mnist", latent_dim: int = 16, epochs1: int = 16, epoc
                  "paper (Inception)": paper.get("real", float("nan"))})
     results["real images"] = {"fid": real_fid, "fid_kind": f"{fid} FID", "features": extractor.key}
     return pd.DataFrame(rows).set_index("method"), results
+
+
+def _pixel_model(dataset, latent_dim, epochs1, epochs2, seed, device, data_root, cache_dir, progress):
+    """Ours after stage 2 (per-pixel σ²): the model of Figures 3-4."""
+    if epochs2 < 1:
+        raise ValueError("the uncertainty figures need stage 2 (per-pixel σ²): epochs2 must be >= 1")
+    config = model_config(dataset, "sigma", latent_dim, epochs1, epochs2, seed)
+    model, _, _ = load_run(cached_run(config, cache_dir, device, data_root, progress=progress), device)
+    return model
+
+
+def uncertainty(dataset: str = "mnist", latent_dim: int = 16, epochs1: int = 16, epochs2: int = 14,
+                seed: int = 0, n_samples: int = 10, components: int = 32, device="auto", data_root=None,
+                cache_dir=None, progress: bool = True):
+    """Figures 3 and 4: reconstructions of test images and samples from q̂, with their σ²(z) maps.
+    Returns the two figures and summary numbers (σ² quantiles, the floor)."""
+    from .plots import uncertainty_figure
+
+    device = resolve_device(device)
+    model = _pixel_model(dataset, latent_dim, epochs1, epochs2, seed, device, data_root, cache_dir, progress)
+    x = load_dataset(dataset, "test", data_root)[:n_samples].to(device)
+    x_train = load_dataset(dataset, "train", data_root, dtype=torch.uint8).to(device)
+    qhat = fit_aggregate_posterior(model, x_train, components, seed=seed)
+    with torch.no_grad():
+        recon, log_var_r = model.decode(model.encode(x)[0])  # reconstruct from the posterior mean
+        gen, log_var_g = model.decode(qhat.sample(n_samples, seed=seed).to(device))
+    fig3 = uncertainty_figure(x, recon, log_var_r.exp(), "Figure 3: reconstructions and their σ²")
+    fig4 = uncertainty_figure(None, gen, log_var_g.exp(), "Figure 4: samples from q̂ and their σ²",
+                              labels=("", "sample", "σ²"))
+    q = torch.tensor([0.01, 0.5, 0.99], device=device)
+    numbers = {"floor": model.floor, "sigma2_dataset": model.sigma2,
+               "reconstruction_sigma2_quantiles_1_50_99": log_var_r.exp().flatten().quantile(q).tolist(),
+               "sample_sigma2_quantiles_1_50_99": log_var_g.exp().flatten().quantile(q).tolist()}
+    return fig3, fig4, numbers
