@@ -56,6 +56,7 @@ def uncertainty_figure(images: torch.Tensor, means: torch.Tensor, variances: tor
         axes[r, 0].set_ylabel(name, fontsize=8)
     fig.colorbar(handle, ax=axes[-1, :].tolist(), fraction=0.02, pad=0.01, label="σ²")
     fig.suptitle(title, fontsize=10)
+    plt.close(fig)  # shown where the caller displays it, not also by the inline backend
     return fig
 
 
@@ -73,4 +74,5 @@ def sample_grids_figure(grids: dict, title: str = ""):
         ax.axis("off")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
+    plt.close(fig)
     return fig
