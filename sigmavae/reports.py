@@ -50,6 +50,22 @@ TABLE3_MODELS = {
 }
 
 
+# Table 1 / Figure 1: the six fixed σ² of the sweep (appendix C lists them); ours learns the seventh.
+SWEEP_SIGMA2 = (1.0, 0.5, 0.1, 0.05, 0.02, 0.01)
+
+
+def sweep_configs(dataset: str = "mnist", latent_dim: int = 2, epochs: int = 30, seed: int = 0,
+                  sigma_update: str = "sigma") -> dict:
+    """Table 1 and Figure 1's models: σ² fixed at each of :data:`SWEEP_SIGMA2`, and σ² learned
+    under Eq. 9 (stage 1 of Algorithm 1 only: one global σ², as in Table 1). All train ``epochs``
+    epochs in one stage, so the seven differ only in σ²."""
+    configs = {s2: TrainConfig(dataset=dataset, method="fixed", sigma2=s2, latent_dim=latent_dim,
+                               epochs1=epochs, epochs2=0, seed=seed) for s2 in SWEEP_SIGMA2}
+    configs["learned"] = TrainConfig(dataset=dataset, method="sigma", sigma_update=sigma_update,
+                                     latent_dim=latent_dim, epochs1=epochs, epochs2=0, seed=seed)
+    return configs
+
+
 def model_config(dataset: str, method: str, latent_dim: int, epochs1: int, epochs2: int, seed: int,
                  overrides: dict | None = None) -> TrainConfig:
     """The config of one table entry; one-stage methods train epochs1 + epochs2 epochs."""
