@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 lint: install
-	$(BIN)/ruff check sigmavae tests bench
+	$(BIN)/ruff check sigmavae tests bench notebooks/py book
 
 test: lint
 	$(BIN)/pytest -q
@@ -28,10 +28,13 @@ bench: install
 	$(BIN)/python bench/train_speed.py
 
 # The HTML book from the committed, executed notebooks (nothing is executed): _build/html.
+# REPO_URL (a GitHub repository; default: git's origin) adds Colab launch buttons to notebook pages.
+REPO_URL ?= $(shell git config --get remote.origin.url 2>/dev/null)
 book: install
 	$(BIN)/python -m pip install -q -e '.[book]'
-	rm -rf _build
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	rm -rf _build && mkdir -p _build
+	$(BIN)/python book/configure.py "$(REPO_URL)" > _build/_config.yml
+	$(BIN)/jupyter-book build . --config _build/_config.yml -W -n --keep-going
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info _build

@@ -1,4 +1,4 @@
-"""The ``sigmavae`` command: ``train``, ``evaluate``, ``sample``.
+"""The ``sigmavae`` command: ``train``, ``evaluate``, ``sample``, ``reproduce``.
 
 A run directory holds ``config.json``, ``history.json`` and ``model.pt`` after ``train``;
 ``evaluate`` adds ``metrics.json`` and the fitted q̂ (``gmm-M.pkl``), which ``sample`` reuses.
@@ -87,14 +87,24 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="PNG file to write")
     common(s)
+
+    r = sub.add_parser("reproduce", help="execute the paper's notebooks on a profile (papermill)")
+    r.add_argument("--profile", default="quick", help="smoke | quick | paper (notebooks/profiles/)")
+    r.add_argument("--only", default=None,
+                   help="comma-separated: table1,figure1,table3,table2,figure2,table4,figure3_4,appendix")
+    r.add_argument("--notebooks", default="notebooks", help="the notebooks folder (of the repository)")
+    r.add_argument("--out", default=None, help="where executed notebooks go (default: replace them)")
+    r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a notebook parameter over the profile's, e.g. -p data_root ../data")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"train": _train, "evaluate": _evaluate, "sample": _sample}[args.command](args)
-    except (ValueError, FileNotFoundError) as err:
+        commands = {"train": _train, "evaluate": _evaluate, "sample": _sample, "reproduce": _reproduce}
+        return commands[args.command](args)
+    except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"sigmavae {args.command}: error: {err}", file=sys.stderr)
         return 2
 
@@ -184,6 +194,19 @@ def _sample(args) -> int:
         _gmm_path(run_dir, args.components).write_bytes(pickle.dumps(dist))
     images = generate(model, dist, args.n, args.seed)
     print(f"wrote {save_grid(images, args.out, args.nrow)} ({args.n} samples from {args.source})")
+    return 0
+
+
+def _reproduce(args) -> int:
+    import yaml
+
+    from .reproduce import reproduce
+
+    only = args.only.split(",") if args.only else None
+    # values parse as papermill's own -p does: None/True/False, numbers, else strings (and lists)
+    words = {"None": None, "True": True, "False": False}
+    params = {name: words[v] if v in words else yaml.safe_load(v) for name, v in args.param}
+    reproduce(args.profile, args.notebooks, args.out, only, params)
     return 0
 
 

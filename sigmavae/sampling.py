@@ -1,6 +1,7 @@
 """Distributions over the latent space to sample from: the prior p(z) and q̂(z) of Eq. 13.
 
-Both share ``fit(z)``, ``sample(n, seed)`` and ``log_prob(z)`` (torch tensors in and out).
+All share ``sample(n, seed)`` and ``log_prob(z)`` (torch tensors in and out); the priors and q̂
+are fitted with ``fit(z)``, the exact aggregate posterior with ``fit(model, x)``.
 
 q̂(z) approximates the aggregate posterior q_φ(z) = (1/N) Σ_i q_φ(z|x_i) (Eq. 12) by a Gaussian
 mixture with M full-covariance components (M = 32 for 28×28 data as in Table 1; the text says
@@ -89,3 +90,36 @@ def fit_aggregate_posterior(model, x: torch.Tensor, n_components: int = 32,
                             seed: int = 0) -> GaussianMixturePrior:
     """q̂(z) of Eq. 13, fitted on one posterior sample per image of ``x`` (the training set)."""
     return GaussianMixturePrior(n_components, seed=seed).fit(encode_samples(model, x, seed=seed))
+
+
+class AggregatePosterior:
+    """The exact aggregate posterior of Eq. 12, q_φ(z) = (1/N) Σ_i N(z; μ(x_i), σ²(x_i)): a mixture
+    of one Gaussian per image (what Table 1's first row shows and q̂ approximates)."""
+
+    def fit(self, model, x: torch.Tensor, batch_size: int = 1000) -> AggregatePosterior:
+        with torch.no_grad():
+            stats = [model.encode(as_float(xb)) for xb in x.split(batch_size)]
+        self.mu = torch.cat([m for m, _ in stats]).double().cpu()
+        self.sigma = torch.cat([s for _, s in stats]).double().cpu()
+        return self
+
+    @property
+    def latent_dim(self) -> int:
+        return self.mu.shape[1]
+
+    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        i = torch.randint(len(self.mu), (n,), generator=g)
+        eps = torch.randn(n, self.latent_dim, generator=g, dtype=torch.float64)
+        return (self.mu[i] + self.sigma[i] * eps).float()
+
+    def log_prob(self, z: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """log q_φ(z) for [..., D] points: a log-sum-exp over all N components, ``chunk`` points
+        at a time ([chunk, N, D] doubles in memory)."""
+        flat = z.detach().reshape(-1, z.shape[-1]).double().cpu()
+        log_norm = -(self.sigma.log().sum(-1) + 0.5 * self.latent_dim * math.log(2 * math.pi))
+        out = []
+        for zb in flat.split(chunk):
+            sq = ((zb[:, None, :] - self.mu) / self.sigma).square().sum(-1)  # [chunk, N]
+            out.append(torch.logsumexp(log_norm - 0.5 * sq, dim=1) - math.log(len(self.mu)))
+        return torch.cat(out).float().to(z.device).reshape(z.shape[:-1])

@@ -60,3 +60,20 @@ def test_evaluate_adds_classifier_fid(tmp_path, monkeypatch):
     assert m["fid_kind"] == "classifier FID" and m["fid_n"] == 200 and m["method"] == "wae"
     assert m["fid_real"] < m["fid_prior"] and m["fid_real"] < m["fid_gmm"]  # one epoch is no data
     assert 0.8 < m["fid_classifier_test_accuracy"] <= 1
+
+
+def test_reproduce_runs_notebooks_in_order_and_refuses_unknown_names(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SIGMAVAE_CACHE", str(tmp_path / "cache"))
+    notebooks = Path(__file__).parents[1] / "notebooks"
+    out = tmp_path / "executed"
+    assert main(["reproduce", "--profile", "smoke", "--only", "figure3_4", "--notebooks", str(notebooks),
+                 "--out", str(out), "-p", "results_dir", str(tmp_path), "-p", "data_root", "None"]) == 0
+    printed = capsys.readouterr().out
+    assert "figure3_4_uncertainty: done in" in printed and "total" in printed
+    assert (out / "figure3_4_uncertainty.ipynb").is_file() and not (out / "table2_fid.ipynb").exists()
+    saved = json.loads((tmp_path / "figure3_4_uncertainty-digits.json").read_text())
+    assert saved["parameters"]["profile"] == "smoke"
+    assert main(["reproduce", "--only", "table9", "--notebooks", str(notebooks)]) == 2
+    assert "unknown notebook(s) table9; choose from table1" in capsys.readouterr().err
+    assert main(["reproduce", "--profile", "fast", "--notebooks", str(notebooks)]) == 2
+    assert "paper, quick, smoke" in capsys.readouterr().err

@@ -43,3 +43,34 @@ def test_prior_interface():
 def test_too_many_components_is_refused():
     with pytest.raises(ValueError, match="cannot fit 10 mixture components to 5"):
         GaussianMixturePrior(10).fit(torch.randn(5, 2))
+
+
+class FixedEncoder:
+    """A stand-in encoder: image i has the posterior N(mu_i, diag(sigma_i²))."""
+
+    def __init__(self, mu, sigma):
+        self.mu, self.sigma = mu, sigma
+
+    def encode(self, x):
+        i = x.flatten(1)[:, 0].long()
+        return self.mu[i], self.sigma[i]
+
+
+def test_aggregate_posterior_is_the_mixture_of_eq_12():
+    from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+
+    from sigmavae.sampling import AggregatePosterior
+
+    g = torch.Generator().manual_seed(0)
+    mu, sigma = torch.randn(300, 2, generator=g), 0.1 + torch.rand(300, 2, generator=g)
+    x = torch.arange(300.0).view(300, 1, 1, 1)  # image i encodes to (mu_i, sigma_i)
+    q = AggregatePosterior().fit(FixedEncoder(mu, sigma), x, batch_size=64)
+    exact = MixtureSameFamily(Categorical(torch.ones(300)), Independent(Normal(mu, sigma), 1))
+    z = torch.randn(500, 2, generator=g) * 2
+    torch.testing.assert_close(q.log_prob(z, chunk=37), exact.log_prob(z), rtol=1e-5, atol=1e-5)
+    grid = torch.stack(torch.meshgrid(*[torch.linspace(-7, 7, 281)] * 2, indexing="ij"), -1)
+    assert float(q.log_prob(grid).exp().sum() * 0.05**2) == pytest.approx(1.0, abs=0.01)
+    s = q.sample(100_000, seed=0)  # the mixture's mean and variance
+    torch.testing.assert_close(s.mean(0), mu.mean(0), atol=0.02, rtol=0)
+    var = (sigma.square() + mu.square()).mean(0) - mu.mean(0).square()
+    torch.testing.assert_close(s.var(0), var, rtol=0.03, atol=0)

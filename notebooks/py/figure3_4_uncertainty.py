@@ -31,6 +31,7 @@ n_samples = 10  # images per row of each figure
 iwae_k = 20  # importance samples (unused here)
 components = 32  # mixture components of q̂ (the paper: 32)
 fid = "classifier"  # FID kind (unused here)
+sigma_update = "sigma"  # stage-1 σ² update of ours: sigma (Algorithm 1) | closed_form (Eq. 10 per batch)
 cache_dir = None  # trained-model cache (None: $SIGMAVAE_CACHE or ~/.cache/sigmavae)
 results_dir = "results"  # where this notebook writes its numbers as JSON
 
@@ -47,11 +48,16 @@ if importlib.util.find_spec("sigmavae") is None:  # e.g. on Colab: install the l
 # %%
 from sigmavae import reports
 
+reports.check_parameters(globals())  # wrong types or values stop here, before any compute
+print(f"profile {profile}: {dataset}, latent {latent_dim}, {epochs1} + {epochs2} epochs, "
+      f"σ² update {sigma_update}, seed {seed}")
+
+# %%
 n_samples = min(n_samples, 12)  # more does not fit a page row
 fig3, fig4, numbers = reports.uncertainty(dataset, latent_dim, epochs1, epochs2, seed, n_samples,
-                                          components, device, data_root, cache_dir, progress=False)
-print(f"profile {profile}: {dataset}, latent {latent_dim}, {epochs1} + {epochs2} epochs; "
-      f"σ²_dataset {numbers['sigma2_dataset']:.4g}, floor {numbers['floor']:.4g}")
+                                          components, sigma_update, device, data_root, cache_dir,
+                                          progress=False)
+print(f"σ²_dataset {numbers['sigma2_dataset']:.4g}, floor {numbers['floor']:.4g}")
 
 # %%
 fig3
@@ -60,4 +66,5 @@ fig3
 fig4
 
 # %%
-reports.save_results(results_dir, "figure3_4_uncertainty", numbers, profile=profile, dataset=dataset)
+reports.publish(results_dir, "figure3_4_uncertainty", numbers,
+                profile=profile, dataset=dataset)

@@ -31,6 +31,7 @@ n_samples = 10000  # generated images per FID, and real test images (the paper: 
 iwae_k = 20  # importance samples (unused here)
 components = 32  # mixture components of q̂ (the paper: 32)
 fid = "classifier"  # inception (pytorch-fid weights needed) | classifier (offline)
+sigma_update = "sigma"  # stage-1 σ² update of ours: sigma (Algorithm 1) | closed_form (Eq. 10 per batch)
 cache_dir = None  # trained-model cache (None: $SIGMAVAE_CACHE or ~/.cache/sigmavae)
 results_dir = "results"  # where this notebook writes its numbers as JSON
 
@@ -47,11 +48,16 @@ if importlib.util.find_spec("sigmavae") is None:  # e.g. on Colab: install the l
 # %%
 from sigmavae import reports
 
-table, numbers = reports.table2(dataset, latent_dim, epochs1, epochs2, seed, n_samples, components,
-                                fid, device, data_root, cache_dir, progress=False)
+reports.check_parameters(globals())  # wrong types or values stop here, before any compute
 print(f"profile {profile}: {dataset}, latent {latent_dim}, {epochs1} + {epochs2} epochs, "
-      f"{fid} FID of {n_samples} samples, q̂ with {components} components")
+      f"σ² update {sigma_update}, seed {seed}")
+
+# %%
+table, numbers = reports.table2(dataset, latent_dim, epochs1, epochs2, seed, n_samples, components,
+                                fid, sigma_update, device, data_root, cache_dir, progress=False)
+print(f"{fid} FID of {n_samples} samples, q̂ with {components} components")
 table.round(2)
 
 # %%
-reports.save_results(results_dir, "table2_fid", numbers, profile=profile, dataset=dataset, fid=fid)
+reports.publish(results_dir, "table2_fid", numbers,
+                profile=profile, dataset=dataset, fid=fid)

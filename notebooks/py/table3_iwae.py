@@ -30,6 +30,7 @@ n_samples = 500  # test images for IWAE (Table 3: 500)
 iwae_k = 20  # importance samples per image (Table 3: 20)
 components = 32  # mixture components of q̂ (the paper: 32)
 fid = "classifier"  # FID kind (unused here): inception | classifier
+sigma_update = "sigma"  # stage-1 σ² update of ours: sigma (Algorithm 1) | closed_form (Eq. 10 per batch)
 cache_dir = None  # trained-model cache (None: $SIGMAVAE_CACHE or ~/.cache/sigmavae)
 results_dir = "results"  # where this notebook writes its numbers as JSON
 
@@ -46,11 +47,16 @@ if importlib.util.find_spec("sigmavae") is None:  # e.g. on Colab: install the l
 # %%
 from sigmavae import reports
 
-table, numbers = reports.table3(dataset, latent_dim, epochs1, epochs2, seed, n_samples, iwae_k,
-                                components, device, data_root, cache_dir, progress=False)
+reports.check_parameters(globals())  # wrong types or values stop here, before any compute
 print(f"profile {profile}: {dataset}, latent {latent_dim}, {epochs1} + {epochs2} epochs, "
-      f"IWAE k = {iwae_k} on {n_samples} test images, q̂ with {components} components")
+      f"σ² update {sigma_update}, seed {seed}")
+
+# %%
+table, numbers = reports.table3(dataset, latent_dim, epochs1, epochs2, seed, n_samples, iwae_k,
+                                components, sigma_update, device, data_root, cache_dir, progress=False)
+print(f"IWAE k = {iwae_k} on {n_samples} test images, q̂ with {components} components")
 table.round(1)
 
 # %%
-reports.save_results(results_dir, "table3_iwae", numbers, profile=profile, dataset=dataset)
+reports.publish(results_dir, "table3_iwae", numbers,
+                profile=profile, dataset=dataset)
