@@ -20,12 +20,19 @@ def toc_files():
     return [toc["root"]] + [c["file"] for c in toc["chapters"]]
 
 
+REPO = "https://github.com/example/sigmavae"  # as `make book REPO_URL=...`: Colab buttons
+
+
 @pytest.fixture(scope="module")
 def html(tmp_path_factory):
     out = tmp_path_factory.mktemp("book")
+    config = out / "_config.yml"
+    result = subprocess.run([sys.executable, str(ROOT / "book" / "configure.py"), REPO],
+                            capture_output=True, text=True, check=True)
+    config.write_text(result.stdout)
     jb = Path(sys.executable).parent / "jupyter-book"
-    result = subprocess.run([str(jb), "build", str(ROOT), "--path-output", str(out), "-W", "-n",
-                             "--keep-going"], capture_output=True, text=True)
+    result = subprocess.run([str(jb), "build", str(ROOT), "--config", str(config), "--path-output",
+                             str(out), "-W", "-n", "--keep-going"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out / "_build" / "html"
 
@@ -51,3 +58,13 @@ def test_page_loads_with_its_content(html, name, tmp_path):
         if '"image/png"' in nb:  # a figure was displayed
             assert "<img" in text
         assert "profile" in text  # each page says which parameter profile produced it
+        colab = f"colab.research.google.com/github/{REPO.removeprefix('https://github.com/')}/blob/main/{name}.ipynb"
+        assert colab in text
+
+
+def test_summary_pastes_every_claim_from_the_notebooks(html, tmp_path):
+    text = dom(html / "book" / "summary.html", tmp_path)
+    n_claims = (ROOT / "book" / "summary.md").read_text().count("_text:s}`")
+    verdicts = text.count("<strong>yes</strong>") + text.count("<strong>no</strong>")
+    assert n_claims >= 16 and verdicts == n_claims
+    assert "glue" not in text.lower()  # no unresolved role left as text

@@ -23,7 +23,7 @@ profile = "paper"  # which parameter file produced this page: smoke | quick | pa
 dataset = "mnist"  # mnist | fashion_mnist (digits: the embedded offline set)
 latent_dim = 16  # code size (appendix B.1: 16)
 epochs1 = 16  # stage-1 epochs (appendix: 16)
-epochs2 = 14  # stage-2 epochs (appendix: 14); must be >= 1 for a per-pixel variance
+epochs2 = 14  # stage-2 epochs (appendix: 14), at least 1 for a per-pixel variance
 seed = 0  # training and sampling seed
 device = "auto"  # auto (CUDA when present) | cpu | cuda
 data_root = None  # folder holding MNIST/raw and FashionMNIST/raw (None: $SIGMAVAE_DATA)

@@ -23,7 +23,7 @@
 profile = "paper"  # which parameter file produced this page: smoke | quick | paper
 dataset = "mnist"  # mnist | fashion_mnist (digits: the embedded offline set)
 latent_dim = 16  # code size (appendix B.1: 16)
-epochs1 = 16  # stage-1 epochs (appendix: 16); one-stage methods train epochs1 + epochs2
+epochs1 = 16  # stage-1 epochs (appendix: 16), one-stage methods train epochs1 + epochs2
 epochs2 = 14  # stage-2 epochs (appendix: 14)
 seed = 0  # training and sampling seed
 device = "auto"  # auto (CUDA when present) | cpu | cuda
