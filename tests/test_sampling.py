@@ -74,3 +74,21 @@ def test_aggregate_posterior_is_the_mixture_of_eq_12():
     torch.testing.assert_close(s.mean(0), mu.mean(0), atol=0.02, rtol=0)
     var = (sigma.square() + mu.square()).mean(0) - mu.mean(0).square()
     torch.testing.assert_close(s.var(0), var, rtol=0.03, atol=0)
+
+
+def test_torch_em_matches_scikit_learn_on_held_out_points():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(6, 5, generator=g) * 3
+
+    def draw(n):
+        c = torch.randint(6, (n,), generator=g)
+        return centres[c] + torch.randn(n, 5, generator=g) * (0.3 + c[:, None] / 6)
+
+    z, held_out = draw(3000), draw(2000)
+    ll = {b: float(GaussianMixturePrior(8, seed=0, backend=b).fit(z).log_prob(held_out).mean())
+          for b in ("sklearn", "torch")}
+    assert ll["torch"] == pytest.approx(ll["sklearn"], rel=0.01)
+    q = GaussianMixturePrior(8, seed=0, backend="torch").fit(z)  # a complete scikit-learn object
+    assert q.gmm.converged_ and q.sample(10, seed=0).shape == (10, 5)
+    torch.testing.assert_close(torch.from_numpy(q.gmm.score_samples(held_out.double().numpy())).float(),
+                               q.log_prob(held_out))
