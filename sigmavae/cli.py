@@ -94,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated: table1,figure1,table3,table2,figure2,table4,figure3_4,appendix")
     r.add_argument("--notebooks", default="notebooks", help="the notebooks folder (of the repository)")
     r.add_argument("--out", default=None, help="where executed notebooks go (default: replace them)")
+    r.add_argument("--jobs", type=int, default=1,
+                   help="train the needed models this many at a time first (GPU: 4-8; 2 CPU cores: 1)")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a notebook parameter over the profile's, e.g. -p data_root ../data")
     return p
@@ -206,7 +208,7 @@ def _reproduce(args) -> int:
     # values parse as papermill's own -p does: None/True/False, numbers, else strings (and lists)
     words = {"None": None, "True": True, "False": False}
     params = {name: words[v] if v in words else yaml.safe_load(v) for name, v in args.param}
-    reproduce(args.profile, args.notebooks, args.out, only, params)
+    reproduce(args.profile, args.notebooks, args.out, only, params, args.jobs)
     return 0
 
 

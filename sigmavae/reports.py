@@ -86,6 +86,24 @@ def model_config(dataset: str, method: str, latent_dim: int, epochs1: int, epoch
                           **(overrides or {})})
 
 
+def required_configs(notebooks, dataset: str = "mnist", latent_dim: int = 16, epochs1: int = 16,
+                     epochs2: int = 14, seed: int = 0, sigma_update: str = "sigma", **_) -> list:
+    """The TrainConfigs that the given notebooks (short names, as :mod:`sigmavae.reproduce`'s) will
+    ask the cache for, so that they can be trained up front, several at once. Extra keyword
+    arguments (other notebook parameters) are ignored."""
+    configs = []
+    if {"table1", "figure1"} & set(notebooks):  # the σ² sweep, 2-D latent
+        configs += sweep_configs(dataset, 2, epochs1 + epochs2, seed, sigma_update).values()
+    if {"table3"} & set(notebooks):
+        configs += [model_config(dataset, m, latent_dim, epochs1, epochs2, seed, o, sigma_update)
+                    for m, o in TABLE3_MODELS.values()]
+    if {"table2", "figure2", "appendix", "table4", "figure3_4"} & set(notebooks):
+        configs += [model_config(dataset, m, latent_dim, epochs1, epochs2, seed, None, sigma_update)
+                    for m in TABLE2_METHODS.values()]
+    unique = {json.dumps(dataclasses.asdict(c), sort_keys=True): c for c in configs}
+    return list(unique.values())
+
+
 def trained_model(config: TrainConfig, cache_dir=None, device="auto", data_root=None,
                   progress: bool = True):
     """The model of ``config`` from the cache (trained first if absent), in eval mode."""

@@ -9,8 +9,13 @@ shows it) unless ``out_dir`` is given.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from .cache import cached_run
+from .reports import required_configs
 
 # Dependency order (see above); the short names are what ``--only`` accepts.
 NOTEBOOKS = {
@@ -26,11 +31,12 @@ NOTEBOOKS = {
 
 
 def reproduce(profile: str, notebooks_dir: str | Path = "notebooks", out_dir: str | Path | None = None,
-              only: list[str] | None = None, parameters: dict | None = None,
+              only: list[str] | None = None, parameters: dict | None = None, jobs: int = 1,
               log=print) -> list[tuple[str, float]]:
     """Execute ``only`` (short names; default all) with ``<notebooks_dir>/profiles/<profile>.yaml``
-    and ``parameters`` on top. Returns (notebook, seconds) pairs; stops at the first failure, with
-    the notebooks already executed kept."""
+    and ``parameters`` on top. With ``jobs`` > 1 the models they need are first trained that many
+    at a time (separate processes: on a GPU, small models share it well; on 2 CPU cores, keep 1).
+    Returns (step, seconds) pairs; stops at the first failure, keeping what was already done."""
     try:
         import papermill
         import yaml
@@ -51,6 +57,14 @@ def reproduce(profile: str, notebooks_dir: str | Path = "notebooks", out_dir: st
     out = Path(out_dir) if out_dir is not None else notebooks_dir
     out.mkdir(parents=True, exist_ok=True)
     timings = []
+    if jobs > 1:  # train every model the notebooks will need, `jobs` at a time, into the cache
+        start = time.perf_counter()
+        configs = required_configs(only or list(NOTEBOOKS), **params)
+        log(f"training {len(configs)} models, {jobs} at a time")
+        train_concurrently(configs, jobs, params.get("cache_dir"), params.get("device", "auto"),
+                           params.get("data_root"))
+        timings.append(("training", time.perf_counter() - start))
+        log(f"training: done in {timings[-1][1]:.0f} s")
     for short, name in NOTEBOOKS.items():
         if only and short not in only:
             continue
@@ -62,3 +76,12 @@ def reproduce(profile: str, notebooks_dir: str | Path = "notebooks", out_dir: st
         log(f"{name}: done in {timings[-1][1]:.0f} s → {out / f'{name}.ipynb'}")
     log(f"total {sum(t for _, t in timings):.0f} s for {len(timings)} notebooks")
     return timings
+
+
+def train_concurrently(configs, jobs: int, cache_dir=None, device="auto", data_root=None) -> None:
+    """Each config into the model cache (:func:`cached_run`), ``jobs`` processes at once."""
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = [pool.submit(cached_run, c, cache_dir, device, data_root, None, False) for c in configs]
+        for future in futures:
+            future.result()  # re-raises a failed training here

@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from PIL import Image
 
+from sigmavae.cache import run_dir
 from sigmavae.cli import main
+from sigmavae.reports import required_configs
 
 
 def test_train_evaluate_sample_on_digits(tmp_path, capsys):
@@ -67,9 +70,16 @@ def test_reproduce_runs_notebooks_in_order_and_refuses_unknown_names(tmp_path, c
     notebooks = Path(__file__).parents[1] / "notebooks"
     out = tmp_path / "executed"
     assert main(["reproduce", "--profile", "smoke", "--only", "figure3_4", "--notebooks", str(notebooks),
-                 "--out", str(out), "-p", "results_dir", str(tmp_path), "-p", "data_root", "None"]) == 0
+                 "--out", str(out), "--jobs", "2", "-p", "results_dir", str(tmp_path),
+                 "-p", "data_root", "None"]) == 0
     printed = capsys.readouterr().out
     assert "figure3_4_uncertainty: done in" in printed and "total" in printed
+    # --jobs trained up front exactly the models the notebook then used (it trained none itself)
+    profile = yaml.safe_load((notebooks / "profiles" / "smoke.yaml").read_text())
+    wanted = {run_dir(c, tmp_path / "cache").name for c in required_configs(["figure3_4"], **profile)}
+    cached = {d.name for d in (tmp_path / "cache" / "runs").iterdir() if d.is_dir()}
+    assert wanted == cached and len(wanted) == 5
+    assert printed.index("training: done") < printed.index("figure3_4_uncertainty: running")
     assert (out / "figure3_4_uncertainty.ipynb").is_file() and not (out / "table2_fid.ipynb").exists()
     saved = json.loads((tmp_path / "figure3_4_uncertainty-digits.json").read_text())
     assert saved["parameters"]["profile"] == "smoke"
