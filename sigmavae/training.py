@@ -178,6 +178,8 @@ def train(config: TrainConfig, device: str | torch.device = "auto", out_dir: str
     if ckpt == "complete":
         model, _, history = load_run(out, device)
         return model, history
+    for stale in out.glob(".*.tmp-*") if out is not None else ():  # a write cut short by a kill
+        stale.unlink(missing_ok=True)
     if data is None:
         data = load_dataset(config.dataset, "train", data_root, download, dtype=torch.uint8)
     if ckpt is not None and list(data.shape) != ckpt["data_shape"]:
