@@ -82,7 +82,8 @@ def test_a_killed_training_leaves_no_entry_and_the_next_call_resumes_it(tmp_path
     assert len(epochs) < 3 and not checkpoint.parent.exists()  # resumed, then moved into place
     model, _, history = training.load_run(target)
     monkeypatch.undo()
-    want, want_history = training.train(cfg, "cpu", data=real("digits", "train", dtype=torch.uint8)[:96], progress=False)
+    x = real("digits", "train", dtype=torch.uint8)[:96]  # as train() loads it
+    want, want_history = training.train(cfg, "cpu", data=x, progress=False)
     assert [h["elbo"] for h in history] == [h["elbo"] for h in want_history]
     torch.set_num_threads(threads)
     for name, value in want.state_dict().items():

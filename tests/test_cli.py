@@ -91,7 +91,8 @@ def test_sigterm_checkpoints_and_resume_continues(tmp_path, monkeypatch, capsys)
     monkeypatch.setitem(training.OBJECTIVES, "sigma", objective)
     assert main(args) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "SIGTERM in epoch 2 (stage 2" in err and "--resume" in err
+    assert err.count("\n") == 1 and "SIGTERM: saved" in err and "--resume" in err
+    assert "(after batch 1 of epoch 2)" in err
     monkeypatch.setitem(training.OBJECTIVES, "sigma", real)
     assert main(args) == 2  # a partial run is never started over silently
     assert "pass --resume" in capsys.readouterr().err

@@ -117,18 +117,24 @@ def signal_at(monkeypatch, call, signum):
     monkeypatch.setitem(training.OBJECTIVES, "sigma", objective)
 
 
-@pytest.mark.parametrize("signum,call,epoch", [(signal.SIGINT, 3, 1), (signal.SIGTERM, 15, 3)])
-def test_a_signal_checkpoints_mid_epoch_and_resume_is_exact(tmp_path, monkeypatch, reference,
-                                                            signum, call, epoch):
+@pytest.mark.parametrize("signum,call,epochs,batch", [
+    (signal.SIGINT, 3, 0, 3),  # mid-epoch in stage 1: permutation, next batch and sums are saved
+    (signal.SIGINT, 12, 2, None),  # in the last batch of stage 1: resumed at the stage switch
+    (signal.SIGTERM, 15, 2, 3),  # mid-epoch in stage 2
+])
+def test_a_signal_checkpoints_and_resume_is_exact(tmp_path, monkeypatch, reference, signum, call,
+                                                  epochs, batch):
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     signal_at(monkeypatch, call, signum)
-    with pytest.raises(TrainingInterrupted, match=f"epoch {epoch} .* after batch 3.*--resume") as err:
+    saved = f"after batch {batch} of epoch {epochs + 1}" if batch else f"after epoch {epochs}"
+    with pytest.raises(TrainingInterrupted, match=rf"saved .*checkpoint.pt \({saved}\).*--resume") as err:
         train(TrainConfig(**CFG), "cpu", tmp_path, data=X, progress=False)
     assert err.value.signum == signum
     assert {s: signal.getsignal(s) for s in handlers} == handlers  # put back as they were
     ckpt = torch.load(tmp_path / CHECKPOINT, weights_only=True)
-    assert len(ckpt["history"]) == epoch - 1 and ckpt["epoch_in_progress"]["batch"] == 3
-    assert ckpt["variance"] == ("pixel" if epoch > 2 else "global")
+    assert len(ckpt["history"]) == epochs
+    assert (ckpt["epoch_in_progress"] or {}).get("batch") == batch
+    assert ckpt["variance"] == ("pixel" if call > 12 else "global")
     monkeypatch.undo()
     with pytest.raises(ValueError, match="already holds an unfinished run of this config: pass --resume"):
         train(TrainConfig(**CFG), "cpu", tmp_path, data=X, progress=False)
