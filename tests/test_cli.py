@@ -82,7 +82,7 @@ def test_sigterm_checkpoints_and_resume_continues(tmp_path, monkeypatch, capsys)
     args = small_digits(monkeypatch) + ["--out", str(tmp_path / "run")]
     real, calls = training.OBJECTIVES["sigma"], []
 
-    def objective(*a):  # SIGTERM during the 2nd batch of stage 2
+    def objective(*a):  # SIGTERM during the 2nd batch of stage 2 (3 batches an epoch)
         calls.append(1)
         if len(calls) == 5:
             os.kill(os.getpid(), signal.SIGTERM)
@@ -92,7 +92,7 @@ def test_sigterm_checkpoints_and_resume_continues(tmp_path, monkeypatch, capsys)
     assert main(args) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "SIGTERM: saved" in err and "--resume" in err
-    assert "(after batch 1 of epoch 2)" in err
+    assert "(after batch 2 of epoch 2)" in err
     monkeypatch.setitem(training.OBJECTIVES, "sigma", real)
     assert main(args) == 2  # a partial run is never started over silently
     assert "pass --resume" in capsys.readouterr().err
