@@ -18,7 +18,8 @@ def train_evaluate_sample(run_dir: Path, train_args: list[str], eval_args: list[
                           common: list[str]) -> float:
     """`sigmavae train`, `evaluate`, and one sample grid from q̂ and one from the prior; seconds."""
     start = time.perf_counter()
-    cli("train", *train_args, *common, "--out", str(run_dir), "--quiet")
+    # --resume: a finished run is kept, a killed one continues from its checkpoint.
+    cli("train", *train_args, *common, "--out", str(run_dir), "--quiet", "--resume")
     cli("evaluate", str(run_dir), *eval_args, *common, quiet=True)
     for source in ("gmm", "prior"):
         cli("sample", str(run_dir), "--from", source, "--out", str(run_dir / f"samples-{source}.png"),

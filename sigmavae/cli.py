@@ -2,6 +2,9 @@
 
 A run directory holds ``config.json``, ``history.json`` and ``model.pt`` after ``train``;
 ``evaluate`` adds ``metrics.json`` and the fitted q̂ (``gmm-M.pkl``), which ``sample`` reuses.
+While ``train`` runs it also holds ``checkpoint.pt`` (every epoch, and on Ctrl-C / SIGTERM), from
+which ``train ... --resume`` continues exactly. Errors are one line: exit 2 for bad input, 1 when
+training diverges, 128 + the signal's number when a signal stopped it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,15 @@ from pathlib import Path
 from . import __version__
 from .data import DATASETS, load_dataset
 from .fid import FID_KINDS
-from .training import METHODS, SIGMA_UPDATES, TrainConfig, load_run, resolve_device, train
+from .training import (
+    METHODS,
+    SIGMA_UPDATES,
+    TrainConfig,
+    TrainingInterrupted,
+    load_run,
+    resolve_device,
+    train,
+)
 
 DEFAULTS = TrainConfig()
 
@@ -58,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=DEFAULTS.lr)
     t.add_argument("--seed", type=int, default=DEFAULTS.seed)
     t.add_argument("--out", required=True, help="run directory to write")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint.pt (same options as before); "
+                        "a finished run is kept as it is, an empty --out starts afresh")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     common(t)
 
@@ -109,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"sigmavae {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except FloatingPointError as err:  # training diverged (NonFiniteError)
+        print(f"sigmavae {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as err:
+        print(f"sigmavae {args.command}: stopped: {err}", file=sys.stderr)
+        return 128 + err.signum
 
 
 def _train(args) -> int:
@@ -119,7 +139,8 @@ def _train(args) -> int:
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, dip_type=args.dip_type,
         lambda_od=args.lambda_od, lambda_d=args.lambda_d, wae_lambda=args.wae_lambda)
     model, history = train(config, args.device, args.out, data_root=args.data_root,
-                           download=args.download or None, progress=not args.quiet)
+                           download=args.download or None, progress=not args.quiet,
+                           resume=args.resume)
     last = history[-1]
     per_epoch = sum(h["seconds"] for h in history) / len(history)
     print(f"trained {len(history)} epochs on {resolve_device(args.device)} "

@@ -165,6 +165,9 @@ def encode_samples(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 0
 def fit_aggregate_posterior(model, x: torch.Tensor, n_components: int = 32,
                             seed: int = 0) -> GaussianMixturePrior:
     """q̂(z) of Eq. 13, fitted on one posterior sample per image of ``x`` (the training set)."""
+    if n_components > len(x):  # refused before encoding anything
+        raise ValueError(f"cannot fit {n_components} mixture components to {len(x)} latent points; "
+                         "use fewer components (--components) or more images")
     return GaussianMixturePrior(n_components, seed=seed).fit(encode_samples(model, x, seed=seed))
 
 

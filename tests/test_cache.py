@@ -1,9 +1,16 @@
-"""The trained-model cache: keyed by config and version, trains once, never half-written."""
+"""The trained-model cache: keyed by config and version, trains once, never half-written, resumed."""
 
+import dataclasses
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
+import torch
+
+import sigmavae.training as training
 from sigmavae.cache import cached_run, config_key, run_dir
 from sigmavae.training import TrainConfig
 
@@ -41,3 +48,43 @@ def test_two_processes_train_once(tmp_path):
     assert all(p.returncode == 0 for p in procs)
     assert outputs[0][0] == outputs[1][0]  # the same run directory
     assert sorted(int(o[1]) for o in outputs) == [0, 1]  # trained by exactly one of them
+
+
+def test_a_killed_training_leaves_no_entry_and_the_next_call_resumes_it(tmp_path, monkeypatch):
+    cfg = TrainConfig(dataset="digits", latent_dim=4, batch_size=16, epochs1=3, epochs2=0)
+    few = "lambda *a, **k: real(*a, **k)[:96]"  # 96 digits: 6 batches an epoch
+    script = textwrap.dedent(f"""
+        import sigmavae.training as t
+        from sigmavae.cache import cached_run
+        real = t.load_dataset
+        t.load_dataset = {few}
+        cached_run(t.TrainConfig(**{dataclasses.asdict(cfg)!r}), {str(tmp_path)!r}, "cpu", progress=False)
+    """)
+    target = run_dir(cfg, tmp_path)
+    checkpoint = target.with_name(target.name + ".partial") / training.CHECKPOINT
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        while not checkpoint.exists():  # the first epoch's checkpoint
+            assert proc.poll() is None, "finished before it could be killed"
+            time.sleep(0.01)
+        proc.kill()
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        proc.kill()
+    assert not target.exists()  # nothing half-written under the entry's name
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the killed process: CPU sums depend on the thread count
+    real, epochs = training.load_dataset, []
+    monkeypatch.setattr(training, "load_dataset", eval(few, {"real": real}))
+    real_epoch = training._epoch
+    monkeypatch.setattr(training, "_epoch", lambda *a, **k: (epochs.append(1), real_epoch(*a, **k))[1])
+    assert cached_run(cfg, tmp_path, "cpu", progress=False) == target
+    assert len(epochs) < 3 and not checkpoint.parent.exists()  # resumed, then moved into place
+    model, _, history = training.load_run(target)
+    monkeypatch.undo()
+    x = real("digits", "train", dtype=torch.uint8)[:96]  # as train() loads it
+    want, want_history = training.train(cfg, "cpu", data=x, progress=False)
+    assert [h["elbo"] for h in history] == [h["elbo"] for h in want_history]
+    torch.set_num_threads(threads)
+    for name, value in want.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from PIL import Image
 
@@ -87,3 +88,83 @@ def test_reproduce_runs_notebooks_in_order_and_refuses_unknown_names(tmp_path, c
     assert "unknown notebook(s) table9; choose from table1" in capsys.readouterr().err
     assert main(["reproduce", "--profile", "fast", "--notebooks", str(notebooks)]) == 2
     assert "paper, quick, smoke" in capsys.readouterr().err
+
+
+def small_digits(monkeypatch):
+    """`sigmavae train` on 96 digits: the CLI path, at the speed of a unit test."""
+    import sigmavae.training as training
+
+    real = training.load_dataset
+    monkeypatch.setattr(training, "load_dataset", lambda *a, **k: real(*a, **k)[:96])
+    return ["train", "--dataset", "digits", "--epochs1", "1", "--epochs2", "1", "--latent-dim", "4",
+            "--batch-size", "32", "--device", "cpu", "--quiet"]
+
+
+def test_sigterm_checkpoints_and_resume_continues(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    import sigmavae.training as training
+
+    args = small_digits(monkeypatch) + ["--out", str(tmp_path / "run")]
+    real, calls = training.OBJECTIVES["sigma"], []
+
+    def objective(*a):  # SIGTERM during the 2nd batch of stage 2 (3 batches an epoch)
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*a)
+
+    monkeypatch.setitem(training.OBJECTIVES, "sigma", objective)
+    assert main(args) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SIGTERM: saved" in err and "--resume" in err
+    assert "(after batch 2 of epoch 2)" in err
+    monkeypatch.setitem(training.OBJECTIVES, "sigma", real)
+    assert main(args) == 2  # a partial run is never started over silently
+    assert "pass --resume" in capsys.readouterr().err
+    assert main(args + ["--resume"]) == 0
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {"config.json", "history.json", "model.pt"}
+    assert main(args + ["--resume"]) == 0  # finished: kept as it is
+    assert "trained 2 epochs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--latent-dim", "0"], "latent_dim must be >= 1"),
+    (["--method", "fixed", "--sigma2", "0"], "sigma2 must be a positive number"),
+    (["--method", "vae", "--sigma2", "2"], "for σ² = 2.0 use method 'fixed'"),
+    (["--variance-floor", "-1"], "variance_floor must be >= 0"),
+])
+def test_bad_train_options_are_refused_before_any_compute(tmp_path, monkeypatch, capsys, argv, message):
+    import sigmavae.training as training
+
+    monkeypatch.setattr(training, "load_dataset", lambda *a, **k: pytest.fail("loaded data"))
+    assert main(["train", "--dataset", "digits", *argv, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "r").exists()
+
+
+def test_unknown_dataset_or_method_lists_the_choices(capsys):
+    for argv in (["--dataset", "cifar"], ["--method", "magic"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", *argv, "--out", "r"])
+        assert exit_.value.code == 2
+        assert "invalid choice" in capsys.readouterr().err  # argparse names the valid ones
+
+
+def test_bad_run_directories_and_components_are_refused(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    args = small_digits(monkeypatch)
+    assert main(args + ["--epochs2", "0", "--out", str(run)]) == 0
+    assert main(args + ["--epochs2", "0", "--seed", "1", "--out", str(run)]) == 2  # another config
+    err = capsys.readouterr().err
+    assert "another config (seed 0 there, 1 here)" in err and err.count("\n") == 1
+    assert main(["evaluate", str(run), "--components", "5000", "--device", "cpu"]) == 2
+    assert "cannot fit 5000 mixture components to 1500" in capsys.readouterr().err
+    assert main(["sample", str(run), "--components", "5000", "--device", "cpu", "--out",
+                 str(tmp_path / "s.png")]) == 2
+    assert "use fewer components" in capsys.readouterr().err
+    (run / "model.pt").write_bytes((run / "model.pt").read_bytes()[:500])
+    assert main(["evaluate", str(run), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "model.pt is corrupt or truncated" in err and "train it again" in err and err.count("\n") == 1

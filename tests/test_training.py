@@ -25,6 +25,27 @@ def test_stage_switch_freezes_sigma2_and_keeps_variances_above_floor():
     assert all(h["sigma2_min"] >= model.floor * (1 - 1e-5) for h in history[3:])
 
 
+def test_without_the_floor_stage_2_variances_collapse_and_with_it_they_do_not():
+    # Issue 5: the floor is what keeps stage 2 from collapsing. Digits have pixels that are 0 in
+    # every image; the decoder fits them exactly, so the likelihood pays for shrinking their σ².
+    x = load_dataset("digits", "train")[:64]
+    runs, threads = {}, torch.get_num_threads()
+    torch.set_num_threads(1)  # on two busy cores, several times faster than two threads
+    try:
+        for floor in (0.0, 0.5):
+            cfg = TrainConfig(dataset="digits", latent_dim=4, batch_size=16, lr=2e-3, epochs1=1,
+                              epochs2=2, variance_floor=floor)
+            runs[floor] = train(cfg, "cpu", data=x, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    (free, h_free), (floored, h_floored) = runs[0.0], runs[0.5]
+    assert free.sigma2 == floored.sigma2  # the same stage 1, the same σ²_dataset
+    assert min(h["sigma2_min"] for h in h_free[1:]) < 1e-3 * free.sigma2  # collapsing towards 0
+    assert all(h["sigma2_min"] >= floored.floor * (1 - 1e-5) for h in h_floored[1:])
+    with torch.no_grad():
+        assert float(floored.decode(floored.encode(x)[0])[1].exp().min()) >= floored.floor * (1 - 1e-5)
+
+
 def test_closed_form_sigma_tracks_the_reconstruction_error():
     model, history = train(TrainConfig(**SMALL, epochs1=3, epochs2=0, sigma_update="closed_form"),
                            "cpu", data=X, progress=False)

@@ -1,0 +1,211 @@
+"""Issue 5: a killed or interrupted training resumes bit for bit; non-finite values stop it without
+losing what was saved; run directories of another config and corrupt files are refused."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+import sigmavae.training as training
+from sigmavae.data import load_dataset
+from sigmavae.training import (
+    CHECKPOINT,
+    CorruptFileError,
+    NonFiniteError,
+    TrainConfig,
+    TrainingInterrupted,
+    load_run,
+    train,
+)
+
+X = load_dataset("digits", "train")[:96]
+CFG = dict(dataset="digits", latent_dim=4, batch_size=16, epochs1=2, epochs2=2)  # 6 batches an epoch
+SCRIPT = textwrap.dedent(f"""
+    import sys, torch
+    from sigmavae.training import TrainConfig, train
+    train(TrainConfig(**{CFG!r}), "cpu", sys.argv[1], data=torch.load(sys.argv[2]), progress=False,
+          resume=True)
+""")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Two busy cores: one thread is several times faster here. Results do not depend on it.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """The uninterrupted run every resumed one must reproduce exactly."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    model, history = train(TrainConfig(**CFG), "cpu", data=X, progress=False)
+    torch.set_num_threads(threads)
+    return model.state_dict(), strip(history)
+
+
+def strip(history):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+def assert_same_run(run_dir, reference):
+    model, _, history = load_run(run_dir)
+    state, want = reference
+    assert strip(history) == want
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, state[name]), name
+    assert not (run_dir / CHECKPOINT).exists()  # a complete run keeps no checkpoint
+    assert not [p for p in run_dir.iterdir() if ".tmp-" in p.name]
+
+
+def epochs_saved(path) -> int:
+    try:
+        return len(torch.load(path, map_location="cpu", weights_only=True)["history"])
+    except FileNotFoundError:
+        return -1
+
+
+def kill_when_saved(cmd, checkpoint, epochs):
+    """Start ``cmd``, SIGKILL it as soon as ``checkpoint`` holds ``epochs`` epochs."""
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    seen = None
+    try:
+        while True:
+            assert proc.poll() is None, "finished before it could be killed"
+            stamp = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
+            if stamp != seen and epochs_saved(checkpoint) >= epochs:  # (re)read only when rewritten
+                break
+            seen = stamp
+            time.sleep(0.01)
+        proc.kill()
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        proc.kill()
+
+
+def test_sigkill_at_several_moments_then_resume_gives_the_uninterrupted_run(tmp_path, reference):
+    run = tmp_path / "run"
+    torch.save(X, tmp_path / "x.pt")
+    cmd = [sys.executable, "-c", SCRIPT, str(run), str(tmp_path / "x.pt")]
+    # In stage 1, and in stage 2 (per-pixel variance, floor, frozen σ²_dataset). The second kill
+    # lands in epoch 3 or 4; resuming at the stage switch itself is the SIGINT test's.
+    for epochs in (1, 3):
+        kill_when_saved(cmd, run / CHECKPOINT, epochs)
+        assert not (run / "model.pt").exists()
+    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert_same_run(run, reference)
+
+
+def signal_at(monkeypatch, call, signum):
+    """Make the objective send ``signum`` to this process during its ``call``-th batch."""
+    real, calls = training.OBJECTIVES["sigma"], []
+
+    def objective(*args):
+        calls.append(1)
+        if len(calls) == call:
+            os.kill(os.getpid(), signum)
+        return real(*args)
+
+    monkeypatch.setitem(training.OBJECTIVES, "sigma", objective)
+
+
+@pytest.mark.parametrize("signum,call,epochs,batch", [
+    (signal.SIGINT, 3, 0, 3),  # mid-epoch in stage 1: permutation, next batch and sums are saved
+    (signal.SIGINT, 12, 2, None),  # in the last batch of stage 1: resumed at the stage switch
+    (signal.SIGTERM, 15, 2, 3),  # mid-epoch in stage 2
+])
+def test_a_signal_checkpoints_and_resume_is_exact(tmp_path, monkeypatch, reference, signum, call,
+                                                  epochs, batch):
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal_at(monkeypatch, call, signum)
+    saved = f"after batch {batch} of epoch {epochs + 1}" if batch else f"after epoch {epochs}"
+    with pytest.raises(TrainingInterrupted, match=rf"saved .*checkpoint.pt \({saved}\).*--resume") as err:
+        train(TrainConfig(**CFG), "cpu", tmp_path, data=X, progress=False)
+    assert err.value.signum == signum
+    assert {s: signal.getsignal(s) for s in handlers} == handlers  # put back as they were
+    ckpt = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert len(ckpt["history"]) == epochs
+    assert (ckpt["epoch_in_progress"] or {}).get("batch") == batch
+    assert ckpt["variance"] == ("pixel" if call > 12 else "global")
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="already holds an unfinished run of this config: pass --resume"):
+        train(TrainConfig(**CFG), "cpu", tmp_path, data=X, progress=False)
+    train(TrainConfig(**CFG), "cpu", tmp_path, data=X, progress=False, resume=True)
+    assert_same_run(tmp_path, reference)
+
+
+def poison(monkeypatch, call, where):
+    """A NaN in the loss, or (loss finite) in every gradient, from the ``call``-th batch on."""
+    real, calls = training.OBJECTIVES["sigma"], []
+
+    def objective(*args):
+        calls.append(1)
+        loss, t = real(*args)
+        if len(calls) >= call:
+            if where == "loss":
+                loss = loss * float("nan")
+            else:
+                loss.register_hook(lambda g: g * float("nan"))
+        return loss, t
+
+    monkeypatch.setitem(training.OBJECTIVES, "sigma", objective)
+
+
+def test_a_nan_gradient_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch,
+                                                                         reference):
+    poison(monkeypatch, 9, "gradient")  # epoch 2, batch 3
+    with pytest.raises(NonFiniteError, match=r"non-finite gradient in epoch 2 \(stage 1, epoch 2 of 2\), "
+                       rf"batch 3 of 6; the last good checkpoint is {tmp_path / CHECKPOINT} "
+                       r"\(after epoch 1\)"):
+        train(TrainConfig(**CFG), "cpu", tmp_path, data=X, progress=False)
+    assert epochs_saved(tmp_path / CHECKPOINT) == 1 and not (tmp_path / "model.pt").exists()
+    monkeypatch.undo()
+    train(TrainConfig(**CFG), "cpu", tmp_path, data=X, progress=False, resume=True)
+    assert_same_run(tmp_path, reference)  # nothing saved was lost
+
+
+def test_a_nan_loss_is_named_even_without_a_checkpoint(monkeypatch):
+    poison(monkeypatch, 2, "loss")
+    with pytest.raises(NonFiniteError, match=r"non-finite loss or ELBO in epoch 1 .*batch 2 of 6; "
+                       "there is no checkpoint"):
+        train(TrainConfig(**CFG), "cpu", data=X, progress=False)
+
+
+def test_a_run_directory_of_another_config_is_refused_before_any_compute(tmp_path, monkeypatch):
+    small = TrainConfig(**{**CFG, "epochs1": 1, "epochs2": 0})
+    model, history = train(small, "cpu", tmp_path, data=X, progress=False)
+    monkeypatch.setattr(training, "_epoch", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ValueError, match=r"another config \(seed 0 there, 1 here\): use another --out"):
+        train(TrainConfig(**{**CFG, "epochs1": 1, "epochs2": 0, "seed": 1}), "cpu", tmp_path, resume=True)
+    with pytest.raises(ValueError, match="already holds a finished run of this config: pass --resume"):
+        train(small, "cpu", tmp_path, data=X)
+    again, h2 = train(small, "cpu", tmp_path, resume=True)  # a finished run is returned as it is
+    assert h2 == history and torch.equal(again.sigma, model.sigma)
+
+
+def test_truncated_checkpoint_and_model_files_are_refused_with_a_remedy(tmp_path, monkeypatch):
+    signal_at(monkeypatch, 2, signal.SIGINT)
+    with pytest.raises(TrainingInterrupted):
+        train(TrainConfig(**CFG), "cpu", tmp_path / "a", data=X, progress=False)
+    ckpt = tmp_path / "a" / CHECKPOINT
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(CorruptFileError, match=f"{ckpt} is corrupt or truncated .*delete it to start"):
+        train(TrainConfig(**CFG), "cpu", tmp_path / "a", data=X, resume=True)
+    monkeypatch.undo()
+    small = TrainConfig(**{**CFG, "epochs1": 1, "epochs2": 0})
+    train(small, "cpu", tmp_path / "b", data=X, progress=False)
+    model_pt = tmp_path / "b" / "model.pt"
+    model_pt.write_bytes(model_pt.read_bytes()[:-100])
+    with pytest.raises(CorruptFileError, match=f"{model_pt} is corrupt or truncated .*train it again"):
+        load_run(tmp_path / "b")
+    (tmp_path / "b" / "history.json").write_text('[{"elbo": ')
+    with pytest.raises(CorruptFileError, match="history.json is corrupt or truncated"):
+        load_run(tmp_path / "b")
