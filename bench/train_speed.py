@@ -1,18 +1,24 @@
-"""Seconds per training step of the appendix B.1 networks (batch 256), and how close to the machine.
+"""Seconds per training step of the appendix B.1 networks (batch 256): the project's training
+loop against a plain fp32 PyTorch loop, and how close both come to the machine.
 
-    python bench/train_speed.py [--device cpu] [--steps 20]
+    python bench/train_speed.py [--device cpu] [--steps 20] [--rounds 3]
 
 Prints, all measured in this one run:
-  - the fp32 matmul rate of this machine (2048² @ 2048², best of several),
-  - for a stage-1 step (global σ², Eq. 9) and a stage-2 step (pixel σ², Eq. 11): seconds per step,
-    FLOPs per step (torch's FlopCounterMode: forward + backward), achieved GFLOP/s,
-  - ``ratio_to_matmul``: achieved GFLOP/s ÷ matmul GFLOP/s (goal ≥ 0.6 on CPU),
-  - the implied seconds per MNIST epoch (235 steps).
+  - the machine's matmul rate (2048² @ 2048²) in fp32 and in bf16 (on CPUs without bf16 units,
+    such as AVX2-only ones, bf16 is emulated and hundreds of times slower: then bf16 autocast
+    cannot speed training up, and the project stays in fp32),
+  - for stage 1 (global σ², Eq. 9) and stage 2 (pixel σ², Eq. 11), alternating ``rounds`` times:
+    the plain loop (NCHW tensors, the same objective and Adam) and the project's own epoch
+    function (``sigmavae.training._epoch``: channels-last, the non-finite guard, statistics kept on
+    the device) over the same ``steps`` batches; the median seconds per step of each,
+    ``speedup_vs_plain_fp32`` (plain ÷ project), FLOPs per image (FlopCounterMode, forward +
+    backward), GFLOP/s and ``ratio_to_matmul`` (achieved ÷ fp32 matmul), seconds per MNIST epoch.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -20,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from sigmavae.models import VAE
 from sigmavae.objectives import elbo_loss
-from sigmavae.training import TrainConfig, place, resolve_device
+from sigmavae.training import TrainConfig, _epoch, place, resolve_device
 
 
 def sync(device):
@@ -28,8 +34,9 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def matmul_gflops(device, n=2048, reps=10) -> float:
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_gflops(device, n=2048, reps=10, dtype=torch.float32) -> float:
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    reps = reps if dtype == torch.float32 or device.type == "cuda" else 1  # emulated bf16: slow
     best = float("inf")
     for _ in range(reps):
         sync(device)
@@ -40,52 +47,68 @@ def matmul_gflops(device, n=2048, reps=10) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def step_fn(model, opt, x, cfg):
-    def step():
-        loss, _ = elbo_loss(model, x, cfg)
-        opt.zero_grad(set_to_none=True)
+def plain_seconds(model, opt, x, cfg, batch_size) -> float:
+    """The reference: a textbook loop over NCHW batches, nothing else."""
+    start = time.perf_counter()
+    for xb in x.split(batch_size):
+        loss, _ = elbo_loss(model, xb, cfg)
+        opt.zero_grad()
         loss.backward()
         opt.step()
-    return step
+    return time.perf_counter() - start
 
 
-def measure(step, device, steps) -> tuple[float, float]:
-    with FlopCounterMode(display=False) as counter:
-        step()
-    flops = counter.get_total_flops()
-    for _ in range(3):
-        step()
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return (time.perf_counter() - t) / steps, flops
+def project_seconds(model, opt, x, cfg) -> float:
+    """The project's epoch function, exactly as :func:`sigmavae.training.train` calls it."""
+    start = time.perf_counter()
+    _epoch(model, opt, x, cfg, torch.Generator().manual_seed(0), False, "")
+    return time.perf_counter() - start
+
+
+def setup(stage, device, channels_last):
+    torch.manual_seed(0)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = VAE(16).to(device, memory_format=layout)
+    if stage == 2:
+        model.start_pixel_variance(0.5)
+    return model, torch.optim.Adam(model.parameters(), lr=TrainConfig().lr)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=20, help="batches per timed pass")
+    p.add_argument("--rounds", type=int, default=3, help="alternating passes of each loop")
     p.add_argument("--batch-size", type=int, default=256)
     args = p.parse_args()
     device = resolve_device(args.device)
+    cfg = TrainConfig(batch_size=args.batch_size)
     torch.manual_seed(0)
-    x = torch.rand(args.batch_size, 1, 28, 28, device=device)
-    cfg = TrainConfig()
+    data = torch.rand(args.steps * args.batch_size, 1, 28, 28)
     peak = matmul_gflops(device)
     print(f"device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}")
-    print(f"fp32 matmul: {peak:.1f} GFLOP/s")
+    print(f"matmul: fp32 {peak:.1f} GFLOP/s, bf16 {matmul_gflops(device, dtype=torch.bfloat16):.1f} GFLOP/s")
     for stage in (1, 2):
-        model, x = place(VAE(16), x, device)  # exactly as training.train places them
-        if stage == 2:
-            model.start_pixel_variance(0.5)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        seconds, flops = measure(step_fn(model, opt, x, cfg), device, args.steps)
-        rate = flops / seconds / 1e9
-        print(f"stage {stage}: {seconds * 1e3:.1f} ms/step, {flops / args.batch_size / 1e6:.1f} MFLOP/image, "
-              f"{rate:.1f} GFLOP/s, ratio_to_matmul {rate / peak:.2f}, "
-              f"{seconds * 60000 / args.batch_size:.1f} s per MNIST epoch")
+        plain_model, plain_opt = setup(stage, device, channels_last=False)
+        model, opt = setup(stage, device, channels_last=True)
+        x_plain = data.to(device)
+        _, x = place(model, data, device)  # exactly as training.train places the data
+        with FlopCounterMode(display=False) as counter:
+            plain_seconds(plain_model, plain_opt, x_plain[: args.batch_size], cfg, args.batch_size)
+        flops = counter.get_total_flops()
+        project_seconds(model, opt, x[: 2 * args.batch_size], cfg)  # warm-up
+        times = {"plain": [], "project": []}
+        for _ in range(args.rounds):
+            times["plain"].append(plain_seconds(plain_model, plain_opt, x_plain, cfg, args.batch_size))
+            times["project"].append(project_seconds(model, opt, x, cfg))
+        step = {k: statistics.median(v) / args.steps for k, v in times.items()}
+        for name, seconds in step.items():
+            rate = flops / seconds / 1e9
+            print(f"stage {stage} {name:<7}: {seconds * 1e3:.1f} ms/step, "
+                  f"{flops / args.batch_size / 1e6:.1f} MFLOP/image, {rate:.1f} GFLOP/s, "
+                  f"ratio_to_matmul {rate / peak:.2f}, "
+                  f"{seconds * 60000 / args.batch_size:.1f} s per MNIST epoch")
+        print(f"stage {stage} speedup_vs_plain_fp32 {step['plain'] / step['project']:.2f}")
 
 
 if __name__ == "__main__":

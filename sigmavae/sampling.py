@@ -105,7 +105,7 @@ def fit_gmm_torch(gmm: GaussianMixture, z: torch.Tensor, chunk: int = 8) -> Gaus
     first = torch.randint(n, (1,), generator=g, device=x.device)
     centres, d2 = [x[first]], (x - x[first]).square().sum(1)
     for _ in range(1, m):  # k-means++ seeding: each centre drawn ∝ squared distance to the nearest
-        new = x[torch.multinomial(d2, 1, generator=g)]
+        new = x[torch.multinomial(d2.clamp_min(1e-300), 1, generator=g)]  # duplicates: still a draw
         centres.append(new)
         d2 = torch.minimum(d2, (x - new).square().sum(1))
     centres, labels = torch.cat(centres), None
