@@ -249,13 +249,13 @@ def table2(dataset: str = "mnist", latent_dim: int = 16, epochs1: int = 16, epoc
     device = resolve_device(device)
     extractor = make_extractor(fid, dataset, device, data_root, fid_weights, cache_dir)
     real = real_statistics(extractor, dataset, "test", n_samples, data_root, cache_dir)
-    x_train = load_dataset(dataset, "train", data_root, dtype=torch.uint8)
+    x_train = load_dataset(dataset, "train", data_root, dtype=torch.uint8).to(device)
     paper = PAPER_TABLE2.get(dataset, {})
     rows, results = [], {}
     for name, method in TABLE2_METHODS.items():
         config = model_config(dataset, method, latent_dim, epochs1, epochs2, seed, None, sigma_update)
         model = trained_model(config, cache_dir, device, data_root, progress)
-        qhat = fit_aggregate_posterior(model, x_train.to(device), components, seed=seed)
+        qhat = fit_aggregate_posterior(model, x_train, components, seed=seed)
         latents = {"gmm": qhat, "prior": StandardNormalPrior(model.latent_dim)}
         scores = fid_scores(model, extractor, real, latents, n_samples, seed)
         rows.append({"method": name, f"{fid} FID, q̂": scores["fid_gmm"],
