@@ -1,7 +1,7 @@
 """Seconds per training step of the appendix B.1 networks (batch 256): the project's training
 loop against a plain fp32 PyTorch loop, and how close both come to the machine.
 
-    python bench/train_speed.py [--device cpu] [--steps 20] [--rounds 3]
+    python bench/train_speed.py [--device cpu] [--steps 20] [--rounds 3] [--compile]
 
 Prints, all measured in this one run:
   - the machine's matmul rate (2048² @ 2048²) in fp32 and in bf16 (on CPUs without bf16 units,
@@ -12,7 +12,10 @@ Prints, all measured in this one run:
     function (``sigmavae.training._epoch``: channels-last, the non-finite guard, statistics kept on
     the device) over the same ``steps`` batches; the median seconds per step of each,
     ``speedup_vs_plain_fp32`` (plain ÷ project), FLOPs per image (FlopCounterMode, forward +
-    backward), GFLOP/s and ``ratio_to_matmul`` (achieved ÷ fp32 matmul), seconds per MNIST epoch.
+    backward), GFLOP/s and ``ratio_to_matmul`` (achieved ÷ fp32 matmul), seconds per MNIST epoch;
+    and ``bound_at_matmul_peak``: the plain loop's step ÷ the step's FLOPs at the fp32 matmul rate,
+    the speed-up an fp32 step could reach if every FLOP ran at that rate and nothing else took time.
+    With ``--compile``, a third loop: the plain one with the objective under ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -47,11 +50,24 @@ def matmul_gflops(device, n=2048, reps=10, dtype=torch.float32) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def plain_seconds(model, opt, x, cfg, batch_size) -> float:
+def conv_ms(device, dtype) -> float:
+    x = torch.randn(256, 256, 4, 4, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(256, 256, 3, 3, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    best = float("inf")
+    for _ in range(3):
+        sync(device)
+        t = time.perf_counter()
+        torch.nn.functional.conv2d(x, w, padding=1)
+        sync(device)
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+def plain_seconds(model, opt, x, cfg, batch_size, loss_fn=elbo_loss) -> float:
     """The reference: a textbook loop over NCHW batches, nothing else."""
     start = time.perf_counter()
     for xb in x.split(batch_size):
-        loss, _ = elbo_loss(model, xb, cfg)
+        loss, _ = loss_fn(model, xb, cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -80,6 +96,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20, help="batches per timed pass")
     p.add_argument("--rounds", type=int, default=3, help="alternating passes of each loop")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--compile", action="store_true", help="also time the plain loop under torch.compile")
     args = p.parse_args()
     device = resolve_device(args.device)
     cfg = TrainConfig(batch_size=args.batch_size)
@@ -88,6 +105,8 @@ def main() -> None:
     peak = matmul_gflops(device)
     print(f"device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}")
     print(f"matmul: fp32 {peak:.1f} GFLOP/s, bf16 {matmul_gflops(device, dtype=torch.bfloat16):.1f} GFLOP/s")
+    print(f"conv 256→256 3×3 on 4×4: fp32 {conv_ms(device, torch.float32):.1f} ms, "
+          f"bf16 {conv_ms(device, torch.bfloat16):.1f} ms")
     for stage in (1, 2):
         plain_model, plain_opt = setup(stage, device, channels_last=False)
         model, opt = setup(stage, device, channels_last=True)
@@ -98,9 +117,20 @@ def main() -> None:
         flops = counter.get_total_flops()
         project_seconds(model, opt, x[: 2 * args.batch_size], cfg)  # warm-up
         times = {"plain": [], "project": []}
+        if args.compile:
+            compiled_model, compiled_opt = setup(stage, device, channels_last=False)
+            compiled_loss = torch.compile(elbo_loss)
+            start = time.perf_counter()
+            plain_seconds(compiled_model, compiled_opt, x_plain[: 2 * args.batch_size], cfg,
+                          args.batch_size, compiled_loss)
+            print(f"stage {stage} torch.compile: {time.perf_counter() - start:.0f} s to compile")
+            times["compiled"] = []
         for _ in range(args.rounds):
             times["plain"].append(plain_seconds(plain_model, plain_opt, x_plain, cfg, args.batch_size))
             times["project"].append(project_seconds(model, opt, x, cfg))
+            if args.compile:
+                times["compiled"].append(plain_seconds(compiled_model, compiled_opt, x_plain, cfg,
+                                                       args.batch_size, compiled_loss))
         step = {k: statistics.median(v) / args.steps for k, v in times.items()}
         for name, seconds in step.items():
             rate = flops / seconds / 1e9
@@ -109,6 +139,11 @@ def main() -> None:
                   f"ratio_to_matmul {rate / peak:.2f}, "
                   f"{seconds * 60000 / args.batch_size:.1f} s per MNIST epoch")
         print(f"stage {stage} speedup_vs_plain_fp32 {step['plain'] / step['project']:.2f}")
+        if args.compile:
+            print(f"stage {stage} compiled_vs_plain {step['plain'] / step['compiled']:.2f}")
+        at_peak = flops / (peak * 1e9)
+        print(f"stage {stage} bound_at_matmul_peak {step['plain'] / at_peak:.2f} "
+              f"({at_peak * 1e3:.1f} ms/step if every FLOP ran at the fp32 matmul rate)")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,9 @@ def pythae_trainer(pythae, vae: VAE, x: torch.Tensor, out_dir: str):
     data = BaseDataset(x, torch.zeros(len(x)))
     trainer = pythae.trainers.BaseTrainer(model, data, training_config=training)
     trainer.prepare_training()  # what its train() does before the first epoch
+    # Its per-batch progress bar would bury the timings, and ours runs without one.
+    handler = trainer.callback_handler
+    handler.callbacks = [c for c in handler.callbacks if type(c).__name__ != "ProgressBarCallback"]
     return trainer
 
 

@@ -109,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--notebooks", default="notebooks", help="the notebooks folder (of the repository)")
     r.add_argument("--out", default=None, help="where executed notebooks go (default: replace them)")
     r.add_argument("--jobs", type=int, default=1,
-                   help="train the needed models this many at a time first (GPU: 4-8; 2 CPU cores: 1)")
+                   help="train the needed models this many at a time first, the CPU threads split among them "
+                        "(GPU: 4-8; 2 CPU cores: 2, 1.12× a sequential sweep)")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a notebook parameter over the profile's, e.g. -p data_root ../data")
     return p

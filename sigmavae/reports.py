@@ -21,7 +21,7 @@ from .cache import cached_run
 from .data import load_dataset
 from .fid import fid as fid_distance
 from .fid import fid_scores, generate, make_extractor, real_statistics
-from .metrics import elbo, iwae_log_likelihood, kl_divergence_mc
+from .metrics import elbo, iwae_log_likelihoods, kl_divergence_mc
 from .sampling import (
     AggregatePosterior,
     GaussianMixturePrior,
@@ -129,8 +129,8 @@ def table3(dataset: str = "mnist", latent_dim: int = 16, epochs1: int = 16, epoc
         model = trained_model(config, cache_dir, device, data_root, progress)
         qhat = fit_aggregate_posterior(model, x_train, components, seed=seed)
         priors = {"prior": StandardNormalPrior(model.latent_dim), "q̂": qhat}
-        ll = {f"IWAE, {label}": float(iwae_log_likelihood(model, x_test, iwae_k, p, seed=seed).mean())
-              for label, p in priors.items()}
+        ll = {f"IWAE, {label}": float(v.mean())
+              for label, v in iwae_log_likelihoods(model, x_test, iwae_k, priors, seed=seed).items()}
         p_prior, p_qhat = paper.get(name, (float("nan"), float("nan")))
         rows.append({"model": name, **ll, "paper, prior": p_prior, "paper, q̂": p_qhat,
                      "σ²_dataset": model.sigma2, "epochs": config.epochs1 + config.epochs2})

@@ -14,8 +14,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import torch
+
 from .cache import cached_run
 from .reports import required_configs
+from .training import resolve_device
 
 # Dependency order (see above); the short names are what ``--only`` accepts.
 NOTEBOOKS = {
@@ -35,7 +38,8 @@ def reproduce(profile: str, notebooks_dir: str | Path = "notebooks", out_dir: st
               log=print) -> list[tuple[str, float]]:
     """Execute ``only`` (short names; default all) with ``<notebooks_dir>/profiles/<profile>.yaml``
     and ``parameters`` on top. With ``jobs`` > 1 the models they need are first trained that many
-    at a time (separate processes: on a GPU, small models share it well; on 2 CPU cores, keep 1).
+    at a time (separate processes, each with its share of the CPU threads: small models share a GPU
+    well, and on 2 CPU cores two 1-thread trainings beat two in a row, see bench/sweep_speed.py).
     Returns (step, seconds) pairs; stops at the first failure, keeping what was already done."""
     try:
         import papermill
@@ -78,10 +82,23 @@ def reproduce(profile: str, notebooks_dir: str | Path = "notebooks", out_dir: st
     return timings
 
 
-def train_concurrently(configs, jobs: int, cache_dir=None, device="auto", data_root=None) -> None:
-    """Each config into the model cache (:func:`cached_run`), ``jobs`` processes at once."""
+def train_concurrently(configs, jobs: int, cache_dir=None, device="auto", data_root=None,
+                       threads: int | None = None) -> None:
+    """Each config into the model cache (:func:`cached_run`), ``jobs`` processes at once.
+
+    ``threads``: torch's intra-op threads per process; default on a CPU: its threads ÷ ``jobs``
+    (left to torch, each would take them all and the processes would fight over the cores).
+    """
+    if threads is None and resolve_device(device).type == "cpu":
+        threads = max(1, torch.get_num_threads() // jobs)
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
-    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_set_threads,
+                             initargs=(threads,)) as pool:
         futures = [pool.submit(cached_run, c, cache_dir, device, data_root, None, False) for c in configs]
         for future in futures:
             future.result()  # re-raises a failed training here
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)

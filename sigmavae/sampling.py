@@ -90,14 +90,15 @@ class GaussianMixturePrior:
 
 
 @torch.no_grad()
-def fit_gmm_torch(gmm: GaussianMixture, z: torch.Tensor, chunk: int = 8) -> GaussianMixture:
+def fit_gmm_torch(gmm: GaussianMixture, z: torch.Tensor, chunk: int | None = None) -> GaussianMixture:
     """scikit-learn's full-covariance EM, in torch on ``z``'s device (float64), into ``gmm``.
 
     Same model and steps as ``GaussianMixture.fit``: responsibilities initialised from k-means
     labels (k-means++ seeding, then Lloyd iterations; seeded by ``gmm.random_state``), then M and E
     steps until the mean log-likelihood changes by less than
     ``gmm.tol``, at most ``gmm.max_iter`` times, ``gmm.reg_covar`` added to every covariance's
-    diagonal. Components are processed ``chunk`` at a time ([chunk, N, D] in memory).
+    diagonal. Components are processed ``chunk`` at a time ([chunk, N, D] in memory; default:
+    as many as fit in 16 MB, which keeps a CPU's work in its caches).
     """
     x = z.double()
     (n, d), m = x.shape, gmm.n_components
@@ -119,24 +120,29 @@ def fit_gmm_torch(gmm: GaussianMixture, z: torch.Tensor, chunk: int = 8) -> Gaus
         centres = torch.where(counts > 0, resp.T @ x / counts.clamp_min(1), centres)
     resp = torch.nn.functional.one_hot(labels, m).double()
     eye = torch.eye(d, dtype=x.dtype, device=x.device)
+    # Centred once, so that the second moments below lose nothing to cancellation (float64).
+    centre = x.mean(0)
+    x = x - centre
+    chunk = chunk or max(1, (1 << 21) // (n * d))  # [chunk, N, D] float64 within 16 MB: in cache
     previous, converged = -math.inf, False
     for step in range(1, gmm.max_iter + 1):
         gmm.n_iter_ = step
         nk = resp.sum(0) + 10 * torch.finfo(x.dtype).eps  # M step
         weights, means = nk / n, resp.T @ x / nk[:, None]
-        cov = torch.empty(m, d, d, dtype=x.dtype, device=x.device)
+        second = torch.empty(m, d, d, dtype=x.dtype, device=x.device)  # Σ_i r_ik x_i x_iᵀ
         for c in range(0, m, chunk):
-            diff = x[None] - means[c:c + chunk, None]  # [c, N, D]
-            cov[c:c + chunk] = (resp.T[c:c + chunk, :, None] * diff).transpose(1, 2) @ diff
-        cov = cov / nk[:, None, None] + gmm.reg_covar * eye
+            second[c:c + chunk] = (resp.T[c:c + chunk, :, None] * x).transpose(1, 2) @ x
+        cov = second / nk[:, None, None] - means[:, :, None] * means[:, None, :] + gmm.reg_covar * eye
         chol = torch.linalg.cholesky(cov)
-        log_prob = torch.empty(n, m, dtype=x.dtype, device=x.device)  # E step
+        # E step as scikit-learn's: ‖(x - μ_k)ᵀ P_k‖² with P_k = L_k⁻ᵀ, one matmul per component.
+        prec_chol = torch.linalg.solve_triangular(chol, eye.expand(m, d, d), upper=False).transpose(1, 2)
+        shift = (means[:, None, :] @ prec_chol).squeeze(1)  # [M, D]: μ_kᵀ P_k
+        log_prob = torch.empty(n, m, dtype=x.dtype, device=x.device)
         for c in range(0, m, chunk):
-            diff = (x[None] - means[c:c + chunk, None]).transpose(1, 2)  # [c, D, N]
-            maha = torch.linalg.solve_triangular(chol[c:c + chunk], diff, upper=False).square().sum(1)
-            log_det = 2 * chol[c:c + chunk].diagonal(dim1=1, dim2=2).log().sum(-1)
-            log_prob[:, c:c + chunk] = (-0.5 * (maha + log_det[:, None] + d * math.log(2 * math.pi))).T
-        log_prob += weights.log()
+            maha = (x @ prec_chol[c:c + chunk] - shift[c:c + chunk, None]).square().sum(-1)  # [c, N]
+            log_prob[:, c:c + chunk] = maha.T
+        log_det = 2 * chol.diagonal(dim1=1, dim2=2).log().sum(-1)
+        log_prob = -0.5 * (log_prob + log_det + d * math.log(2 * math.pi)) + weights.log()
         ll = torch.logsumexp(log_prob, 1)
         resp = (log_prob - ll[:, None]).exp()
         mean_ll = float(ll.mean())
@@ -144,7 +150,7 @@ def fit_gmm_torch(gmm: GaussianMixture, z: torch.Tensor, chunk: int = 8) -> Gaus
             converged = True
             break
         previous = mean_ll
-    prec_chol = torch.linalg.solve_triangular(chol, eye.expand(m, d, d), upper=False).transpose(1, 2)
+    means = means + centre
     gmm.weights_, gmm.means_, gmm.covariances_, gmm.precisions_cholesky_ = (
         t.cpu().numpy() for t in (weights, means, cov, prec_chol))
     gmm.precisions_ = gmm.precisions_cholesky_ @ gmm.precisions_cholesky_.transpose(0, 2, 1)

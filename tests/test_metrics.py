@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.distributions import MultivariateNormal
 
-from sigmavae.metrics import elbo, iwae_log_likelihood, kl_divergence_mc
+from sigmavae.metrics import elbo, iwae_log_likelihood, iwae_log_likelihoods, kl_divergence_mc
 from sigmavae.sampling import GaussianMixturePrior, StandardNormalPrior
 
 D, X_DIM, SIGMA2 = 2, 6, 0.3
@@ -81,6 +81,17 @@ def test_iwae_with_mixture_prior_uses_its_density():
     a = iwae_log_likelihood(model, x, 20, StandardNormalPrior(D)).mean()
     b = iwae_log_likelihood(model, x, 20, qhat).mean()
     assert abs(float(a - b)) < 0.01
+
+
+def test_iwae_under_several_priors_shares_the_samples():
+    """One decoder pass scores every prior: each result is what its own call gives (same seed, so
+    the same z), and with the exact posterior the standard-normal one is log p(x) exactly."""
+    model, x = make(orthogonal=True)
+    qhat = GaussianMixturePrior(2).fit(torch.randn(5_000, D))
+    both = iwae_log_likelihoods(model, x, 7, {"prior": StandardNormalPrior(D), "q̂": qhat}, seed=3)
+    torch.testing.assert_close(both["prior"].double(), model.exact_log_px(x), atol=1e-4, rtol=0)
+    torch.testing.assert_close(both["q̂"], iwae_log_likelihood(model, x, 7, qhat, seed=3), atol=0, rtol=0)
+    assert not torch.allclose(both["q̂"], both["prior"])
 
 
 def test_kl_mc_matches_analytic_for_one_component():
