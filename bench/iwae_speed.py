@@ -16,15 +16,13 @@ runs too), random weights (the cost does not depend on them). Prints, measured i
 from __future__ import annotations
 
 import argparse
-import time
+from functools import partial
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from train_speed import matmul_gflops, sync
+from train_speed import best_seconds, matmul_gflops, project_seconds, setup
 
 from sigmavae.metrics import iwae_log_likelihoods
-from sigmavae.models import VAE
-from sigmavae.objectives import elbo_loss
 from sigmavae.sampling import GaussianMixturePrior, StandardNormalPrior
 from sigmavae.training import TrainConfig, place, resolve_device
 
@@ -47,39 +45,23 @@ def main() -> None:
     x = torch.rand(args.images, 1, 28, 28)
     qhat = GaussianMixturePrior(32).fit(torch.randn(20_000, 16))
     for variance in ("global", "pixel"):
-        model = VAE(16)
-        if variance == "pixel":
-            model.start_pixel_variance(0.5)
+        stage = 2 if variance == "pixel" else 1
+        model, _ = setup(stage, device, channels_last=True)
         model, xd = place(model.eval(), x, device)
         priors = {"prior": StandardNormalPrior(16), "q̂": qhat}
         with FlopCounterMode(display=False) as counter:
             iwae_log_likelihoods(model, xd[:1], args.k, priors)
         flops = counter.get_total_flops() / args.k
         iwae_log_likelihoods(model, xd[:1], args.k, priors)  # warm-up
-        sync(device)
-        start = time.perf_counter()
-        iwae_log_likelihoods(model, xd, args.k, priors)
-        sync(device)
-        seconds = time.perf_counter() - start
+        seconds = best_seconds(partial(iwae_log_likelihoods, model, xd, args.k, priors), device, 1)
         rate = args.images * args.k / seconds
         full = TEST_IMAGES * args.k / rate
-        # One Table 3 model's training at this device: seconds per step of the project's step.
-        train_model = VAE(16)
-        if variance == "pixel":
-            train_model.start_pixel_variance(0.5)
-        train_model, xt = place(train_model, torch.rand(3 * 256, 1, 28, 28), device)
-        opt = torch.optim.Adam(train_model.parameters())
-        step_seconds = []
-        for xb in xt.split(256):
-            sync(device)
-            t = time.perf_counter()
-            loss, _ = elbo_loss(train_model, xb, TrainConfig())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sync(device)
-            step_seconds.append(time.perf_counter() - t)
-        training = min(step_seconds[1:]) * EPOCH_STEPS * EPOCHS
+        # One Table 3 model's training at this device: the project's step, as train_speed.py times it.
+        train_model, opt = setup(stage, device, channels_last=True)
+        _, xt = place(train_model, torch.rand(3 * 256, 1, 28, 28), device)
+        project_seconds(train_model, opt, xt[:256], TrainConfig())  # warm-up
+        step = project_seconds(train_model, opt, xt, TrainConfig()) / 3
+        training = step * EPOCH_STEPS * EPOCHS
         print(f"{variance} σ²: {rate:.0f} decoder passes/s, {flops / 1e6:.1f} MFLOP/pass, "
               f"{flops * rate / 1e9:.1f} GFLOP/s, ratio_to_matmul {flops * rate / 1e9 / peak:.2f}")
         print(f"{variance} σ²: IWAE k={args.k} on {TEST_IMAGES} images, both priors: {full:.0f} s "

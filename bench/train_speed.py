@@ -37,30 +37,28 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def matmul_gflops(device, n=2048, reps=10, dtype=torch.float32) -> float:
-    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    reps = reps if dtype == torch.float32 or device.type == "cuda" else 1  # emulated bf16: slow
+def best_seconds(fn, device, reps: int) -> float:
+    """The fastest of ``reps`` calls of ``fn`` (synchronised on a GPU)."""
     best = float("inf")
     for _ in range(reps):
         sync(device)
         t = time.perf_counter()
-        a @ b
+        fn()
         sync(device)
         best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
+    return best
+
+
+def matmul_gflops(device, n=2048, reps=10, dtype=torch.float32) -> float:
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    reps = reps if dtype == torch.float32 or device.type == "cuda" else 1  # emulated bf16: slow
+    return 2 * n**3 / best_seconds(lambda: a @ b, device, reps) / 1e9
 
 
 def conv_ms(device, dtype) -> float:
     x = torch.randn(256, 256, 4, 4, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
     w = torch.randn(256, 256, 3, 3, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
-    best = float("inf")
-    for _ in range(3):
-        sync(device)
-        t = time.perf_counter()
-        torch.nn.functional.conv2d(x, w, padding=1)
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
+    return best_seconds(lambda: torch.nn.functional.conv2d(x, w, padding=1), device, 3) * 1e3
 
 
 def plain_seconds(model, opt, x, cfg, batch_size, loss_fn=elbo_loss) -> float:

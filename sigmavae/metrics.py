@@ -37,7 +37,7 @@ def iwae_log_likelihood(model, x: torch.Tensor, k: int = 20, prior=None,
     turns the model into p_θ(x|z) q̂(z). k = 1 is the ELBO; the bound rises with k towards log p(x).
     Returns a [N] tensor (nats) on the CPU; images are processed ``max_points // k`` at a time
     (default: 1024 decoder passes on a CPU, where larger chunks fall out of the caches and
-    were 1.6× slower in bench/iwae_speed.py, and 8192 on a GPU).
+    were 1.6–1.8× slower in bench/iwae_speed.py, and 8192 on a GPU).
     """
     prior = prior or StandardNormalPrior(model.latent_dim)
     return iwae_log_likelihoods(model, x, k, {"p": prior}, max_points, seed)["p"]

@@ -44,8 +44,8 @@ class GaussianMixturePrior:
     ``fit`` runs scikit-learn's EM algorithm in torch (:func:`fit_gmm_torch`, ``backend="torch"``)
     on the latents' device, and fills the scikit-learn object with the result;
     ``backend="sklearn"`` runs scikit-learn's own. Both reach the same held-out likelihood
-    (tests/test_sampling.py); the torch one is about 20× faster on 2 CPU cores and runs on a GPU
-    (``python bench/gmm_speed.py``), which CelebA's q̂ (500 components, 50k × 256) needs.
+    (tests/test_sampling.py) in similar time on 2 CPU cores (0.6–1.9×, ``python bench/gmm_speed.py``);
+    the torch one also runs on a GPU, which CelebA's q̂ (500 components, 50k × 256) needs.
     """
 
     def __init__(self, n_components: int = 32, seed: int = 0, max_iter: int = 200,
