@@ -21,7 +21,17 @@ from train_speed import plain_seconds
 
 from sigmavae.data import as_float, load_dataset
 from sigmavae.metrics import elbo, iwae_log_likelihood
-from sigmavae.training import TrainConfig, _stages, build_model, train
+from sigmavae.objectives import elbo_loss
+from sigmavae.training import TrainConfig, build_model, dataset_sigma2, stages, train
+
+
+def closed_form_step_loss(model, x, config):
+    """The objective, then §3.3's closed-form step as the project's loop takes it: σ² ← the
+    batch's Eq. 10 σ²_* (objectives only return it)."""
+    loss, t = elbo_loss(model, x, config)
+    if t.sigma2_star is not None:
+        model.set_sigma2(t.sigma2_star)
+    return loss, t
 
 
 def train_plain(config: TrainConfig, x: torch.Tensor) -> tuple[torch.nn.Module, float]:
@@ -33,13 +43,17 @@ def train_plain(config: TrainConfig, x: torch.Tensor) -> tuple[torch.nn.Module, 
         model.sigma.requires_grad_(False)
     shuffle = torch.Generator().manual_seed(config.seed)
     seconds = 0.0
-    for stage, n_epochs, _ in _stages(config):
+    for stage, n_epochs, _ in stages(config):
         if stage == 2:
             model.start_pixel_variance(config.variance_floor)
         for _ in range(n_epochs):
             order = torch.randperm(len(x), generator=shuffle)
             model.train()
-            seconds += plain_seconds(model, optimizer, x[order], config, config.batch_size)
+            seconds += plain_seconds(model, optimizer, x[order], config, config.batch_size,
+                                     closed_form_step_loss)
+        if stage == 1 and config.method == "sigma" and config.sigma_update == "closed_form":
+            # σ²_dataset from Eq. 10 over the whole training set, as train() freezes it
+            model.set_sigma2(dataset_sigma2(model, x, config.seed, config.batch_size))
     return model.eval(), seconds
 
 

@@ -9,7 +9,7 @@ Prints, all measured in this one run:
     cannot speed training up, and the project stays in fp32),
   - for stage 1 (global σ², Eq. 9) and stage 2 (pixel σ², Eq. 11), alternating ``rounds`` times:
     the plain loop (NCHW tensors, the same objective and Adam) and the project's own epoch
-    function (``sigmavae.training._epoch``: channels-last, the non-finite guard, statistics kept on
+    function (``sigmavae.training.run_epoch``: channels-last, the non-finite guard, statistics kept on
     the device) over the same ``steps`` batches; the median seconds per step of each,
     ``speedup_vs_plain_fp32`` (plain ÷ project), FLOPs per image (FlopCounterMode, forward +
     backward), GFLOP/s and ``ratio_to_matmul`` (achieved ÷ fp32 matmul), seconds per MNIST epoch;
@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from sigmavae.models import VAE
 from sigmavae.objectives import elbo_loss
-from sigmavae.training import TrainConfig, _epoch, place, resolve_device
+from sigmavae.training import TrainConfig, place, resolve_device, run_epoch
 
 
 def sync(device):
@@ -75,7 +75,7 @@ def plain_seconds(model, opt, x, cfg, batch_size, loss_fn=elbo_loss) -> float:
 def project_seconds(model, opt, x, cfg) -> float:
     """The project's epoch function, exactly as :func:`sigmavae.training.train` calls it."""
     start = time.perf_counter()
-    _epoch(model, opt, x, cfg, torch.Generator().manual_seed(0), False, "")
+    run_epoch(model, opt, x, cfg, torch.Generator().manual_seed(0))
     return time.perf_counter() - start
 
 

@@ -5,7 +5,7 @@
 Both train appendix B.1's encoder and decoder (sigmavae.models.VAE, latent 16) with Adam, lr 5e-4,
 batch 256, on the same images, for the same objective: pythae's VAE with its "mse" reconstruction
 loss is the Gaussian ELBO with σ² = 1, i.e. our ``beta-vae`` method (σ² = 1, β = 1). Ours is
-``sigmavae.training._epoch`` as ``train`` runs it; pythae's is ``BaseTrainer.train_step``, its
+``sigmavae.training.run_epoch`` as ``train`` runs it; pythae's is ``BaseTrainer.train_step``, its
 epoch. Prints each epoch's seconds, then ``speedup_vs_pythae`` (median pythae ÷ median ours).
 
 pythae (0.1.2, from PyPI) is installed for this benchmark only, on first use, into
@@ -29,7 +29,7 @@ import torch
 from sigmavae.classifier import default_cache_dir
 from sigmavae.data import load_dataset
 from sigmavae.models import VAE
-from sigmavae.training import TrainConfig, _epoch, place
+from sigmavae.training import TrainConfig, place, run_epoch
 
 PYTHAE = ["pythae==0.1.2", "imageio", "pydantic==2.9.2", "pydantic-core==2.23.4", "annotated-types"]
 
@@ -103,12 +103,12 @@ def main() -> None:
         times = {"ours": [], "pythae": []}
         for r in range(args.rounds):
             start = time.perf_counter()
-            stats, _ = _epoch(ours, opt, ours_x, config, torch.Generator().manual_seed(r), False, "")
+            stats = run_epoch(ours, opt, ours_x, config, torch.Generator().manual_seed(r))
             times["ours"].append(time.perf_counter() - start)
             start = time.perf_counter()
             loss = trainer.train_step(r + 1)
             times["pythae"].append(time.perf_counter() - start)
-            print(f"round {r + 1}: ours {times['ours'][-1]:.1f} s (loss {stats['loss']:.1f}), "
+            print(f"round {r + 1}: ours {times['ours'][-1]:.1f} s (loss {stats.loss:.1f}), "
                   f"pythae {times['pythae'][-1]:.1f} s (loss {loss:.1f})")
     print(f"speedup_vs_pythae {statistics.median(times['pythae']) / statistics.median(times['ours']):.2f}")
 

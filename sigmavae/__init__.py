@@ -3,8 +3,8 @@
 Where the paper lives in the code:
 - Eq. 8 / 11 (Gaussian likelihood, global or per-pixel σ²): ``likelihoods.gaussian_log_prob``
 - Eq. 9 (ELBO with learned σ²): ``objectives.elbo_loss`` on a ``models.VAE(variance="global")``
-- Eq. 10 (closed-form σ²): ``likelihoods.optimal_sigma2``
-- Algorithm 1 (two-stage training): ``training.train``
+- Eq. 10 (closed-form σ²): ``likelihoods.optimal_sigma2``; over a training set: ``training.dataset_sigma2``
+- Algorithm 1 (two-stage training): ``training.train`` (configured by ``config.TrainConfig``)
 - Eq. 12 / 13 (aggregate posterior, its Gaussian mixture q̂): ``sampling.fit_aggregate_posterior``
 - Tables 1 and 3 (KL(q̂‖p), IWAE): ``metrics``
 """

@@ -1,4 +1,6 @@
-"""The trained-model cache: one run directory per (TrainConfig, library version).
+"""The cache of everything an artefact computes: trained models, fitted q̂ and scores.
+
+**Models**: one run directory per (TrainConfig, library version).
 
 Table 2, Table 3 and Figures 2-4 need the same trained models; notebooks ask for them with
 :func:`cached_run`, which trains only what is not there yet. Keys hash the whole config and
@@ -9,6 +11,13 @@ training never leaves a half-written entry; the next call resumes it from its ch
 (:func:`sigmavae.training.train` with ``resume=True``) instead of starting over. An exclusive
 file lock per key makes two processes that need the same model train it once (the second waits,
 then reads the finished run), and guarantees that one process at a time uses the partial run.
+
+**q̂ and scores** (:class:`Store`) live inside the model's run directory, keyed by the evaluation
+settings: ``qhat-<M>-seed<S>.pt`` (plain tensors, loaded with ``weights_only``: opening a cache or
+run directory someone shared never runs their code) and ``scores/<kind>-<hash>.json`` (FID, IWAE,
+KL, ELBO, ...; the settings are stored beside the value). Notebooks and the CLI share them: a
+second request for the same model, q̂ or score computes nothing (``Store.computed`` counts what
+was computed).
 """
 
 from __future__ import annotations
@@ -19,10 +28,16 @@ import hashlib
 import json
 import os
 import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+
+import torch
 
 from . import __version__
 from .classifier import default_cache_dir
+from .runs import atomic_write
 from .training import TrainConfig, train
 
 
@@ -56,3 +71,117 @@ def cached_run(config: TrainConfig, cache_dir: str | os.PathLike | None = None, 
               resume=True)
         os.replace(partial, target)
     return target
+
+
+def settings_key(settings: dict) -> str:
+    """A short, stable hash of evaluation settings (JSON-able values)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Store:
+    """Trained models, fitted q̂ and computed scores, each computed at most once (see the module
+    docstring), on one device. ``computed`` counts what this object computed, by kind."""
+
+    def __init__(self, *, cache_dir=None, device="auto", data_root=None, download=None,
+                 progress: bool = True):
+        from .training import resolve_device
+
+        self.base = Path(cache_dir or default_cache_dir())
+        self.device = resolve_device(device)
+        self.data_root, self.download, self.progress = data_root, download, progress
+        self._run_dirs: dict = {}  # config key → a run directory outside the cache (attach)
+        self.computed: Counter = Counter()
+        self._models: dict = {}
+        self._qhats: dict = {}
+        self._images: dict = {}
+        self._extractors: dict = {}
+
+    def images(self, dataset: str, split: str) -> torch.Tensor:
+        """A split on the device: the training set as uint8 (4× smaller), the test set as float."""
+        from .data import load_dataset
+
+        if (dataset, split) not in self._images:
+            dtype = torch.uint8 if split == "train" else torch.float32
+            self._images[dataset, split] = load_dataset(dataset, split, self.data_root, self.download,
+                                                        dtype=dtype).to(self.device)
+        return self._images[dataset, split]
+
+    def extractor(self, kind: str, dataset: str, weights=None):
+        """The FID feature extractor (:func:`sigmavae.fid.make_extractor`), loaded once."""
+        from .fid import make_extractor
+
+        if (kind, dataset) not in self._extractors:
+            self._extractors[kind, dataset] = make_extractor(kind, dataset, self.device, self.data_root,
+                                                             weights, self.base, self.download)
+        return self._extractors[kind, dataset]
+
+    def run_dir(self, config: TrainConfig) -> Path:
+        return self._run_dirs.get(config_key(config)) or run_dir(config, self.base)
+
+    def attach(self, config: TrainConfig, path, model) -> None:
+        """Use the trained run directory ``path`` (e.g. of ``sigmavae train --out``) for
+        ``config``: its q̂ and scores are then read from and written to ``path``."""
+        self._run_dirs[config_key(config)] = Path(path)
+        self._models[config_key(config)] = model
+
+    def model(self, config: TrainConfig):
+        """The trained model of ``config`` (trained first if it is not cached), in eval mode."""
+        from .training import load_run
+
+        key = config_key(config)
+        if key not in self._models:
+            if not (self.run_dir(config) / "model.pt").is_file():
+                self.computed["model"] += 1
+            path = cached_run(config, self.base, self.device, self.data_root, progress=self.progress)
+            self._models[key] = load_run(path, self.device)[0]
+        return self._models[key]
+
+    def train(self, configs) -> None:
+        """Train those of ``configs`` that are not cached yet, saying which model of how many (a
+        notebook run with papermill's --log-output shows it in the terminal)."""
+        unique = {config_key(c): c for c in configs}.values()
+        missing = [c for c in unique if not (self.run_dir(c) / "model.pt").is_file()]
+        for i, c in enumerate(missing, 1):
+            if self.progress:
+                print(f"training model {i} of {len(missing)}: {c.dataset} {c.method} seed {c.seed}, "
+                      f"{c.epochs1} + {c.epochs2} epochs", flush=True)
+            self.model(c)
+
+    def qhat(self, config: TrainConfig, components: int, seed: int):
+        """q̂ (Eq. 13) of ``config``'s model: ``components`` Gaussians fitted on one posterior
+        sample per training image (drawn with ``seed``). Fitted once, then read back."""
+        from .sampling import GaussianMixturePrior, fit_aggregate_posterior
+
+        path = self.run_dir(config) / f"qhat-{components}-seed{seed}.pt"
+        if path not in self._qhats:
+            if path.is_file():
+                self._qhats[path] = GaussianMixturePrior.load(path)
+            else:
+                x = self.images(config.dataset, "train")
+                if components > len(x):
+                    raise ValueError(f"cannot fit {components} mixture components to {len(x)} "
+                                     "training images; use fewer components")
+                start = time.perf_counter()
+                qhat = fit_aggregate_posterior(self.model(config), x, components, seed=seed)
+                qhat.fit_seconds = time.perf_counter() - start
+                qhat.save(path)
+                atomic_write(path.with_suffix(".json"), json.dumps({"fit_seconds": qhat.fit_seconds}))
+                self.computed["qhat"] += 1
+                self._qhats[path] = qhat
+        qhat = self._qhats[path]
+        if getattr(qhat, "fit_seconds", None) is None and path.with_suffix(".json").is_file():
+            qhat.fit_seconds = json.loads(path.with_suffix(".json").read_text())["fit_seconds"]
+        return qhat
+
+    def score(self, config: TrainConfig | None, kind: str, settings: dict,
+              compute: Callable[[], dict]) -> dict:
+        """``compute()`` (a JSON-able dict) for the model of ``config`` (None: no model, e.g. the
+        FID of real images) under ``settings``, computed once and then read back."""
+        folder = (self.run_dir(config) if config is not None else self.base) / "scores"
+        path = folder / f"{kind}-{settings_key(settings)}.json"
+        if path.is_file():
+            return json.loads(path.read_text())["value"]
+        value = compute()
+        atomic_write(path, json.dumps({"kind": kind, "settings": settings, "value": value}, indent=1))
+        self.computed[kind] += 1
+        return value

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import as_float, data_root, load_dataset, load_labels
+from .runs import atomic_write
 
 FEATURES = 128
 
@@ -90,10 +91,7 @@ def load_classifier(dataset: str, device: str | torch.device = "cpu", root=None,
                       load_labels(dataset, "test", root).to(device))
     info = {"dataset": dataset, "test_accuracy": accuracy(model, x_test, y_test), "epochs": epochs,
             "train_images": len(x)}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    torch.save({"state_dict": model.cpu().state_dict(), "n_classes": model.head.out_features,
-                "info": info}, tmp)
-    os.replace(tmp, cache)
-    (cache.with_suffix(".json")).write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write(cache, {"state_dict": model.cpu().state_dict(), "n_classes": model.head.out_features,
+                         "info": info})
+    atomic_write(cache.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
     return model.to(device).eval(), info

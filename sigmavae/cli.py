@@ -1,34 +1,48 @@
 """The ``sigmavae`` command: ``train``, ``evaluate``, ``sample``, ``reproduce``.
 
 A run directory holds ``config.json``, ``history.json`` and ``model.pt`` after ``train``;
-``evaluate`` adds ``metrics.json`` and the fitted q̂ (``gmm-M.pkl``), which ``sample`` reuses.
-While ``train`` runs it also holds ``checkpoint.pt`` (every epoch, and on Ctrl-C / SIGTERM), from
-which ``train ... --resume`` continues exactly. Errors are one line: exit 2 for bad input, 1 when
-training diverges, 128 + the signal's number when a signal stopped it.
+``evaluate`` adds ``metrics.json`` and the fitted q̂ (``qhat-M-seedS.pt``, plain tensors), which
+``sample`` reuses. q̂ files are only ever read with ``weights_only`` (never unpickled): a
+``gmm-M.pkl`` of older versions is ignored. While ``train`` runs the directory also holds
+``checkpoint.pt`` (every epoch, and on Ctrl-C / SIGTERM), from which ``train ... --resume``
+continues exactly. Errors are one line: exit 2 for bad input, 1 when training diverges, 128 + the
+signal's number when a signal stopped it.
+
+``train``'s model options are generated from :class:`sigmavae.config.TrainConfig`'s fields (name,
+type, default, and the help and choices in their metadata): a new field is a new option.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import pickle
 import sys
+import types
+import typing
 from pathlib import Path
 
 from . import __version__
-from .data import DATASETS, load_dataset
+from .config import TrainConfig
 from .fid import FID_KINDS
-from .training import (
-    METHODS,
-    SIGMA_UPDATES,
-    TrainConfig,
-    TrainingInterrupted,
-    load_run,
-    resolve_device,
-    train,
-)
+from .runs import load_run
+from .training import TrainingInterrupted, resolve_device, train
 
-DEFAULTS = TrainConfig()
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One ``--field-name`` per TrainConfig field: its type (``X | None``: an X, default None),
+    default, and the ``help`` and ``choices`` of its metadata."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        kind = hints[f.name]
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        if kind not in (int, float, str):  # bool, lists, ...: say so rather than parse them wrongly
+            raise TypeError(f"TrainConfig.{f.name}: no command-line option for type {hints[f.name]}")
+        help_text = f.metadata["help"].replace("%", "%%")  # argparse %-formats help
+        help_text += "" if f.default is None else " (default: %(default)s)"
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=f.default,
+                            choices=f.metadata.get("choices"), help=help_text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,31 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--download", action="store_true", help="allow torchvision to download")
 
     t = sub.add_parser("train", help="train a model (Algorithm 1 or a fixed σ² baseline)")
-    t.add_argument("--dataset", choices=DATASETS, default=DEFAULTS.dataset)
-    t.add_argument("--method", choices=METHODS, default=DEFAULTS.method,
-                   help="sigma: learned σ² then per-pixel σ² (Algorithm 1); fixed: σ² = --sigma2; "
-                        "vae (σ² 0.5), beta-vae (σ² 1), dip-vae, wae: the paper's baselines")
-    t.add_argument("--sigma2", type=float, default=None,
-                   help="σ² of --method fixed or dip-vae (default 0.5)")
-    t.add_argument("--beta", type=float, default=DEFAULTS.beta, help="weight on the KL term")
-    t.add_argument("--dip-type", choices=("i", "ii"), default=DEFAULTS.dip_type)
-    t.add_argument("--lambda-od", type=float, default=DEFAULTS.lambda_od, help="DIP-VAE λ_od")
-    t.add_argument("--lambda-d", type=float, default=None,
-                   help="DIP-VAE λ_d (default 10·λ_od for I, λ_od for II)")
-    t.add_argument("--wae-lambda", type=float, default=None, help="WAE-MMD λ (default 10; CelebA 100)")
-    t.add_argument("--sigma-update", choices=SIGMA_UPDATES, default=DEFAULTS.sigma_update,
-                   help="stage 1: Adam on σ (Algorithm 1), Adam on log σ, or Eq. 10 per batch")
-    t.add_argument("--latent-dim", type=int, default=None, help="default 16; CelebA 256 (appendix)")
-    t.add_argument("--epochs1", type=int, default=None, help="stage-1 epochs: 16; CelebA 75")
-    t.add_argument("--epochs2", type=int, default=None,
-                   help="stage-2 epochs: 14; CelebA 20; 0 stops after stage 1 (global σ²)")
-    t.add_argument("--eps1", type=float, default=None, help="ε₁ on δ_ELBO (default: none)")
-    t.add_argument("--eps2", type=float, default=None, help="ε₂ on δ_ELBO (default: none)")
-    t.add_argument("--variance-floor", type=float, default=DEFAULTS.variance_floor,
-                   help="stage-2 floor as a multiple of σ²_dataset (Algorithm 1: 0.5; 0 = none)")
-    t.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    t.add_argument("--lr", type=float, default=DEFAULTS.lr)
-    t.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    _add_config_options(t)
     t.add_argument("--out", required=True, help="run directory to write")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint.pt (same options as before); "
@@ -86,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--fid", choices=FID_KINDS, default="none",
                    help="FID of samples from q̂ and the prior: inception (pytorch-fid, needs its weights), "
-                        "classifier (offline; not comparable with Inception FID) or none")
+                        "classifier (offline; not comparable with Inception FID), auto (inception where "
+                        "its weights are here or --download is given, else classifier) or none")
     e.add_argument("--fid-n", type=int, default=10_000, help="generated and real images for FID")
     e.add_argument("--fid-weights", default=None, help="pt_inception-2015-12-05-6726825d.pth")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -103,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     common(s)
 
     r = sub.add_parser("reproduce", help="execute the paper's notebooks on a profile (papermill)")
-    r.add_argument("--profile", default="quick", help="smoke | quick | paper (notebooks/profiles/)")
+    r.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper"),
+                   help="parameter profile (sigmavae.experiments.PROFILES)")
     r.add_argument("--only", default=None,
                    help="comma-separated: table1,figure1,table3,table2,figure2,table4,figure3_4,appendix")
     r.add_argument("--notebooks", default="notebooks", help="the notebooks folder (of the repository)")
@@ -116,9 +108,40 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# Numeric options and their smallest allowed value, checked before any work starts.
+MINIMUM = {"iwae_k": 1, "iwae_n": 1, "components": 1, "kl_samples": 1, "kl_runs": 1, "fid_n": 2, "n": 1,
+           "nrow": 1, "jobs": 1}
+
+
+def _check(args) -> None:
+    """Refuse bad options (numbers out of range, a device that is not here, an --out of the wrong
+    kind) with what to pass instead, before anything is loaded or trained."""
+    problems = []
+    for name, low in MINIMUM.items():
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            flag = "-n" if name == "n" else "--" + name.replace("_", "-")
+            problems.append(f"{flag} must be >= {low}, got {value}")
+    out = getattr(args, "out", None)
+    if out is not None and Path(out).exists():
+        if args.command in ("train", "reproduce") and not Path(out).is_dir():
+            problems.append(f"--out {out} is a file, not a directory: pass a directory to write into")
+        if args.command == "sample" and Path(out).is_dir():
+            problems.append(f"--out {out} is a directory: pass the PNG file to write, "
+                            f"e.g. {Path(out) / 'grid.png'}")
+    if args.command == "sample" and out is not None and Path(out).parent.exists() \
+            and not Path(out).parent.is_dir():
+        problems.append(f"--out {out}: {Path(out).parent} is a file, not a directory")
+    if problems:
+        raise ValueError("; ".join(problems))
+    if getattr(args, "device", None) is not None:
+        resolve_device(args.device)  # raises ValueError naming the devices that exist
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        _check(args)
         commands = {"train": _train, "evaluate": _evaluate, "sample": _sample, "reproduce": _reproduce}
         return commands[args.command](args)
     except (ValueError, FileNotFoundError, ImportError) as err:
@@ -133,12 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args) -> int:
-    config = TrainConfig(
-        dataset=args.dataset, method=args.method, sigma2=args.sigma2, beta=args.beta,
-        sigma_update=args.sigma_update, latent_dim=args.latent_dim, epochs1=args.epochs1,
-        epochs2=args.epochs2, eps1=args.eps1, eps2=args.eps2, variance_floor=args.variance_floor,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed, dip_type=args.dip_type,
-        lambda_od=args.lambda_od, lambda_d=args.lambda_d, wae_lambda=args.wae_lambda)
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     model, history = train(config, args.device, args.out, data_root=args.data_root,
                            download=args.download or None, progress=not args.quiet,
                            resume=args.resume)
@@ -150,8 +168,8 @@ def _train(args) -> int:
     return 0
 
 
-def _gmm_path(run_dir: Path, components: int) -> Path:
-    return run_dir / f"gmm-{components}.pkl"
+def _qhat_path(run_dir: Path, components: int, seed: int) -> Path:
+    return run_dir / f"qhat-{components}-seed{seed}.pt"
 
 
 def _components(args, dataset: str) -> int:
@@ -161,34 +179,33 @@ def _components(args, dataset: str) -> int:
 
 
 def _evaluate(args) -> int:
-    import torch
 
     from .metrics import evaluate
 
     run_dir = Path(args.run_dir)
     model, config, _ = load_run(run_dir, args.device)
     args.components = _components(args, config.dataset)
-    download = args.download or None
-    device = next(model.parameters()).device
-    x_train = load_dataset(config.dataset, "train", args.data_root, download, dtype=torch.uint8).to(device)
-    x_test = load_dataset(config.dataset, "test", args.data_root, download).to(device)
+    store = _store(args, config, run_dir, model)
+    x_train, x_test = store.images(config.dataset, "train"), store.images(config.dataset, "test")
+    device = store.device
     metrics, qhat = evaluate(model, x_train, x_test, args.iwae_k, args.iwae_n, args.components,
-                             args.kl_samples, args.kl_runs, args.seed)
+                             args.kl_samples, args.kl_runs, args.seed,
+                             qhat=store.qhat(config, args.components, args.seed))
     metrics = {"run": str(run_dir), "dataset": config.dataset, "method": config.method, **metrics}
     if args.fid != "none":
         from .fid import fid, fid_scores, make_extractor, real_statistics
         from .sampling import StandardNormalPrior
 
-        extractor = make_extractor(args.fid, config.dataset, device, args.data_root, args.fid_weights)
+        extractor = make_extractor(args.fid, config.dataset, device, args.data_root, args.fid_weights,
+                                   download=args.download or None)
         real = real_statistics(extractor, config.dataset, "test", args.fid_n, args.data_root)
         latents = {"gmm": qhat, "prior": StandardNormalPrior(model.latent_dim)}
-        metrics.update(fid_kind=f"{args.fid} FID", fid_features=extractor.key, fid_n=args.fid_n,
+        metrics.update(fid_kind=f"{extractor.kind} FID", fid_features=extractor.key, fid_n=args.fid_n,
                        **fid_scores(model, extractor, real, latents, args.fid_n, args.seed),
                        fid_real=fid(x_train[: args.fid_n], real, extractor))  # Table 2's "real images"
-        if args.fid == "classifier":
+        if extractor.kind == "classifier":
             metrics["fid_classifier_test_accuracy"] = extractor.info["test_accuracy"]
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    _gmm_path(run_dir, args.components).write_bytes(pickle.dumps(qhat))
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -197,25 +214,35 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _sample(args) -> int:
-    import torch
+def _store(args, config, run_dir: Path, model):
+    """The cache's q̂ and scores, kept in the run directory itself (the same files the notebooks'
+    cache keeps: ``qhat-<M>-seed<S>.pt``, plain tensors)."""
+    from .cache import Store
 
+    store = Store(device=args.device, data_root=args.data_root, download=args.download or None,
+                  progress=False)
+    store.attach(config, run_dir, model)
+    return store
+
+
+def _sample(args) -> int:
     from .fid import generate
     from .plots import save_grid
-    from .sampling import StandardNormalPrior, fit_aggregate_posterior
+    from .sampling import StandardNormalPrior
 
     run_dir = Path(args.run_dir)
     model, config, _ = load_run(run_dir, args.device)
     args.components = _components(args, config.dataset)
-    device = next(model.parameters()).device
+    qhat_path = _qhat_path(run_dir, args.components, args.seed)
     if args.source == "prior":
         dist = StandardNormalPrior(model.latent_dim)
-    elif _gmm_path(run_dir, args.components).is_file():
-        dist = pickle.loads(_gmm_path(run_dir, args.components).read_bytes())
     else:
-        x_train = load_dataset(config.dataset, "train", args.data_root, args.download or None, torch.uint8)
-        dist = fit_aggregate_posterior(model, x_train.to(device), args.components, seed=args.seed)
-        _gmm_path(run_dir, args.components).write_bytes(pickle.dumps(dist))
+        legacy = sorted(p.name for p in run_dir.glob("gmm-*.pkl"))
+        if legacy:  # never unpickled: a pickle someone shared could run their code
+            print(f"sigmavae sample: note: ignored {', '.join(legacy)} (pickled q̂ of an older version; "
+                  f"unpickling could run code), using {qhat_path.name}; delete them", file=sys.stderr)
+        # read with weights_only (anything but plain tensors is refused), or fitted and saved
+        dist = _store(args, config, run_dir, model).qhat(config, args.components, args.seed)
     images = generate(model, dist, args.n, args.seed)
     print(f"wrote {save_grid(images, args.out, args.nrow)} ({args.n} samples from {args.source})")
     return 0
@@ -230,7 +257,16 @@ def _reproduce(args) -> int:
     # values parse as papermill's own -p does: None/True/False, numbers, else strings (and lists)
     words = {"None": None, "True": True, "False": False}
     params = {name: words[v] if v in words else yaml.safe_load(v) for name, v in args.param}
-    reproduce(args.profile, args.notebooks, args.out, only, params, args.jobs)
+    import logging
+
+    # papermill logs each notebook's printed output at INFO: training progress reaches this terminal
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("    | %(message)s"))
+    logger = logging.getLogger("papermill")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    reproduce(args.profile, notebooks_dir=args.notebooks, out_dir=args.out, only=only, parameters=params,
+              jobs=args.jobs, log_output=True)
     return 0
 
 

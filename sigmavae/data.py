@@ -158,10 +158,10 @@ def _build_celeba_cache(folder: Path) -> None:
             img = TF.center_crop(img.convert("RGB"), [CELEBA_CROP, CELEBA_CROP])
             img = TF.resize(img, [CELEBA_SIZE, CELEBA_SIZE], antialias=True)
         out[i] = torch.from_numpy(np.asarray(img)).permute(2, 0, 1)
+    from .runs import atomic_write  # runs imports this module (image sizes): imported when needed
+
     for split, mask in (("train", ~test), ("test", test)):
-        tmp = folder / f".celeba{CELEBA_SIZE}-{split}.pt.tmp"
-        torch.save(out[mask].clone(), tmp)
-        os.replace(tmp, folder / f"celeba{CELEBA_SIZE}-{split}.pt")
+        atomic_write(folder / f"celeba{CELEBA_SIZE}-{split}.pt", out[mask].clone())
 
 
 def _celeba_test_mask(names: list[str], partition_file: Path) -> torch.Tensor:

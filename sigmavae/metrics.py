@@ -19,14 +19,18 @@ from .sampling import GaussianMixturePrior, StandardNormalPrior, fit_aggregate_p
 
 @torch.no_grad()
 def elbo(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 0) -> dict:
-    """Mean single-sample ELBO of Eq. 5 over ``x``, with its two terms (nats per image)."""
+    """Mean single-sample ELBO of Eq. 5 over ``x``, with its two terms (nats per image) and the
+    ELBO's standard error over the images (``elbo_stderr``)."""
     torch.manual_seed(seed)
-    sums = torch.zeros(3, dtype=torch.float64)
+    sums = torch.zeros(4, dtype=torch.float64)
     for xb in x.split(batch_size):
         t = elbo_terms(model, xb)
-        sums += torch.stack([t.elbo.sum(), t.recon.sum(), t.kl.sum()]).double().cpu()
-    e, r, k = (sums / len(x)).tolist()
-    return {"elbo": e, "recon": r, "kl": k}
+        e = t.elbo.double()
+        sums += torch.stack([e.sum(), t.recon.double().sum(), t.kl.double().sum(), e.square().sum()]).cpu()
+    e, r, k, e2 = (sums / len(x)).tolist()
+    n = len(x)
+    var = max(e2 - e * e, 0.0) * n / max(n - 1, 1)
+    return {"elbo": e, "recon": r, "kl": k, "elbo_stderr": math.sqrt(var / n)}
 
 
 def iwae_log_likelihood(model, x: torch.Tensor, k: int = 20, prior=None,
@@ -80,8 +84,9 @@ def kl_divergence_mc(q, p, n: int = 10_000, runs: int = 10, seed: int = 0) -> tu
 
 def evaluate(model, x_train: torch.Tensor, x_test: torch.Tensor, iwae_k: int = 20,
              iwae_n: int = 500, components: int = 32, kl_samples: int = 10_000, kl_runs: int = 10,
-             seed: int = 0) -> tuple[dict, GaussianMixturePrior]:
-    """Everything ``sigmavae evaluate`` reports, and the fitted q̂ (to sample from).
+             seed: int = 0, qhat: GaussianMixturePrior | None = None) -> tuple[dict, GaussianMixturePrior]:
+    """Everything ``sigmavae evaluate`` reports, and the fitted q̂ (to sample from; ``qhat``:
+    one already fitted, e.g. read from the cache).
 
     Defaults are Table 3's (IWAE: 500 test images, 20 importance samples) and Table 1's
     (q̂: 32 components; KL: 10k samples × 10 runs).
@@ -92,7 +97,8 @@ def evaluate(model, x_train: torch.Tensor, x_test: torch.Tensor, iwae_k: int = 2
                          "images; use --components <= the training-set size")
     model.eval()
     prior = StandardNormalPrior(model.latent_dim)
-    qhat = fit_aggregate_posterior(model, x_train, components, seed=seed)
+    if qhat is None:
+        qhat = fit_aggregate_posterior(model, x_train, components, seed=seed)
     x_iwae = x_test[:iwae_n]
     ll = iwae_log_likelihoods(model, x_iwae, iwae_k, {"prior": prior, "gmm": qhat}, seed=seed)
     ll_prior, ll_gmm = ll["prior"], ll["gmm"]

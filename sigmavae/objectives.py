@@ -10,6 +10,10 @@ Every method uses the same networks and training loop and differs only here:
 ``terms`` are the ELBO's two terms under the model's Gaussian likelihood, for logging; they come
 from the same forward pass as the loss. ``elbo_terms`` is the single-sample estimate of Eq. 5 that
 the ELBO metric shares; its likelihood is :func:`sigmavae.likelihoods.gaussian_log_prob`.
+
+Objectives have no side effects: they read the model and never write it. Where σ² comes from
+Eq. 10 (``sigma_update="closed_form"``), the objective returns the σ²_* it used in
+``terms.sigma2_star`` and the training step stores it (:func:`sigmavae.training.run_epoch`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class ElboTerms(NamedTuple):
     sigma: torch.Tensor  # [B, D] posterior standard deviations
     z: torch.Tensor  # [B, D] the sample
     mean: torch.Tensor  # g_θ(z)
+    sigma2_star: torch.Tensor | None = None  # 0-d Eq. 10 σ²_* the likelihood used (closed form), else None
 
     @property
     def elbo(self) -> torch.Tensor:
@@ -38,18 +43,21 @@ class ElboTerms(NamedTuple):
 def elbo_terms(model, x: torch.Tensor, closed_form_sigma: bool = False) -> ElboTerms:
     """Eq. 5 for one reparameterised sample z = μ + ε ⊙ σ.
 
-    With ``closed_form_sigma`` the global σ² is first set to Eq. 10's optimum for this batch
-    (θ, φ held fixed), then the likelihood is evaluated with it: the iterative scheme of §3.3.
+    With ``closed_form_sigma`` the likelihood is evaluated at Eq. 10's optimum σ²_* for this batch
+    and this forward pass (θ, φ held fixed; detached, so no gradient flows through it): the
+    iterative scheme of §3.3. σ²_* is returned in ``sigma2_star``; the model is not changed.
     """
     mu, sigma = model.encode(x)
     z = mu + sigma * torch.randn_like(mu)
     mean, log_var = model.decode(z)
+    sigma2_star = None
     if closed_form_sigma:
-        with torch.no_grad():
-            model.set_sigma2(optimal_sigma2(x, mean))
-        log_var = model.log_sigma2()
+        sigma2_star = optimal_sigma2(x, mean).detach()
+        # log σ² exactly as VAE.log_sigma2 computes it once set_sigma2(σ²_*) has stored σ = √σ²_*:
+        # the loss is the one the stored model gives, to the last bit.
+        log_var = 2.0 * torch.log(sigma2_star.sqrt().clamp_min(1e-6))
     return ElboTerms(gaussian_log_prob(x, mean, log_var), gaussian_kl_to_standard_normal(mu, sigma),
-                     log_var.detach(), mu, sigma, z, mean)
+                     log_var.detach(), mu, sigma, z, mean, sigma2_star)
 
 
 def elbo_loss(model, x: torch.Tensor, config) -> tuple[torch.Tensor, ElboTerms]:

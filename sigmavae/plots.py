@@ -78,26 +78,32 @@ def sample_grids_figure(grids: dict, title: str = ""):
     return fig
 
 
-def latent_density_figure(columns: dict, extent: float, title: str = ""):
+def latent_density_figure(columns: dict, extent: float, title: str = "", per_row: int = 4):
     """Table 1's picture: one column per model (name → {row name: [G, G] log density on a grid
-    over [-extent, extent]²}), rows the aggregate posterior and q̂; one shared colour scale
-    (log pdf, clipped 15 nats below the highest value)."""
+    over [-extent, extent]²}), rows the aggregate posterior and q̂; ``per_row`` models side by
+    side, so the panels stay legible at a page's width; one shared colour scale (log pdf, clipped
+    15 nats below the highest value)."""
     import matplotlib.pyplot as plt
 
     row_names = list(dict.fromkeys(r for col in columns.values() for r in col))
     values = [v for col in columns.values() for v in col.values()]
     vmax = max(float(v.max()) for v in values)
     vmin = vmax - 15.0
-    fig, axes = plt.subplots(len(row_names), len(columns), squeeze=False,
-                             figsize=(1.9 * len(columns) + 0.8, 1.9 * len(row_names) + 0.4))
-    for c, (name, col) in enumerate(columns.items()):
+    blocks = (len(columns) + per_row - 1) // per_row
+    n_rows = blocks * len(row_names)
+    fig, axes = plt.subplots(n_rows, per_row, squeeze=False,
+                             figsize=(2.2 * per_row + 0.8, 2.2 * n_rows + 0.4))
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (name, col) in enumerate(columns.items()):
+        block, c = divmod(i, per_row)
         for r, row in enumerate(row_names):
-            ax = axes[r, c]
+            if row not in col:
+                continue
+            ax = axes[block * len(row_names) + r, c]
+            ax.axis("on")
             ax.set_xticks([])
             ax.set_yticks([])
-            if row not in col:
-                ax.axis("off")
-                continue
             handle = ax.imshow(col[row].clamp_min(vmin).numpy(), origin="lower", cmap="viridis",
                                vmin=vmin, vmax=vmax, extent=(-extent, extent, -extent, extent))
             if r == 0:
@@ -110,25 +116,37 @@ def latent_density_figure(columns: dict, extent: float, title: str = ""):
     return fig
 
 
-def sweep_figure(table, fid: str, title: str = ""):
-    """Figure 1: (a) test ELBO, (b) FID from q̂ (blue) and from the prior (red), (c) KL(q̂‖p),
-    against σ² (log axis); the learned σ² is the green star. ``table`` is :func:`reports.figure1`'s
-    (columns sigma2, learned, "test ELBO", "<fid> FID, q̂", "<fid> FID, prior", "KL(q̂‖p)")."""
+def _errorbar(ax, x, estimates, **kw):
+    """Means with ± one standard error (across seeds, or the estimator's with one seed) and each
+    seed's value as a faint dot, so the spread over seeds is visible."""
+    import numpy as np
+
+    means = np.array([e.mean for e in estimates])
+    errs = np.array([np.nan if e.se is None else e.se for e in estimates])
+    handle = ax.errorbar(x, means, yerr=errs, capsize=3, **kw)
+    if max(e.n for e in estimates) > 1:
+        for xi, e in zip(x, estimates, strict=True):
+            ax.plot([xi] * e.n, e.values, ".", color=handle[0].get_color(), alpha=0.35)
+    return handle
+
+
+def sweep_figure(sigma2: dict, panels: dict, title: str = ""):
+    """Figure 1: one panel per entry of ``panels`` (title → {curve name: {label: Estimate}}), each
+    against σ² (``sigma2``: label → Estimate; log axis); "learned" is the green star."""
     import matplotlib.pyplot as plt
 
-    fixed, learned = table[~table["learned"]], table[table["learned"]]
-    panels = [("(a) test ELBO (nats)", ["test ELBO"]),
-              (f"(b) {fid} FID", [f"{fid} FID, q̂", f"{fid} FID, prior"]),
-              ("(c) KL(q̂‖p) (nats)", ["KL(q̂‖p)"])]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for ax, (name, cols) in zip(axes, panels, strict=True):
-        for col, color in zip(cols, ("tab:blue", "tab:red"), strict=False):
-            ax.plot(fixed["sigma2"], fixed[col], "o-", color=color, label=col.split(", ")[-1])
-            ax.plot(learned["sigma2"], learned[col], "*", color="tab:green", markersize=16)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
+    for ax, (name, curves) in zip(axes, panels.items(), strict=True):
+        for (curve, by_label), color in zip(curves.items(), ("tab:blue", "tab:red"), strict=False):
+            fixed = sorted((k for k in by_label if k != "learned"), key=lambda k: -sigma2[k].mean)
+            _errorbar(ax, [sigma2[k].mean for k in fixed], [by_label[k] for k in fixed], fmt="o-",
+                      color=color, label=curve)
+            _errorbar(ax, [sigma2["learned"].mean], [by_label["learned"]], fmt="*", color="tab:green",
+                      markersize=14)
         ax.set_xscale("log")
         ax.set_xlabel("σ²")
         ax.set_title(name, fontsize=10)
-        if len(cols) > 1:
+        if len(curves) > 1:
             ax.set_yscale("log")
             ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
@@ -137,15 +155,28 @@ def sweep_figure(table, fid: str, title: str = ""):
     return fig
 
 
-def paired_bars_figure(table, title: str = ""):
-    """Figure 2a: for each row (method) one bar per column (FID from q̂, FID from the prior)."""
+def paired_bars_figure(series: dict, title: str = "", ylabel: str = "FID (lower is better)"):
+    """Figure 2a: for each method one bar per series (name → {method: Estimate}), ± one standard
+    error, each seed's value as a dot."""
     import matplotlib.pyplot as plt
+    import numpy as np
 
+    methods = list(next(iter(series.values())))
+    width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(7, 3.4))
-    table.plot.bar(ax=ax, color=["tab:blue", "tab:orange"], rot=0)
-    ax.set_ylabel("FID (lower is better)")
-    ax.set_xlabel("")
+    for i, ((name, by_method), color) in enumerate(zip(series.items(), ("tab:blue", "tab:orange"),
+                                                       strict=False)):
+        x = np.arange(len(methods)) + (i - (len(series) - 1) / 2) * width
+        est = [by_method[m] for m in methods]
+        ax.bar(x, [e.mean for e in est], width, color=color, label=name,
+               yerr=[np.nan if e.se is None else e.se for e in est], capsize=3)
+        for xi, e in zip(x, est, strict=True):
+            if e.n > 1:
+                ax.plot([xi] * e.n, e.values, "k.", alpha=0.5)
+    ax.set_xticks(np.arange(len(methods)), methods)
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     plt.close(fig)
     return fig

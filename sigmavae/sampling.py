@@ -13,12 +13,16 @@ training image** (60,000 for MNIST). Sampling z from each posterior, rather than
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
 from .data import as_float
+from .runs import CorruptFileError, atomic_write
+
+QHAT_FORMAT = "sigmavae q-hat 1"  # the "format" entry of a saved q̂: refuses any other dict
 
 
 class StandardNormalPrior:
@@ -87,6 +91,56 @@ class GaussianMixturePrior:
         flat = z.detach().reshape(-1, z.shape[-1]).double().cpu().numpy()
         out = torch.from_numpy(self.gmm.score_samples(flat)).float().to(z.device)
         return out.reshape(z.shape[:-1])
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted q̂ to ``path`` (atomically) as a dict of plain tensors, ints, floats and
+        strs, never a pickled object: :meth:`load` reads it with ``weights_only=True``, so opening a
+        q̂ file someone shared cannot run their code."""
+        g = self.gmm
+        tensors = {name: torch.from_numpy(np.ascontiguousarray(getattr(g, name + "_")))
+                   for name in ("weights", "means", "covariances", "precisions_cholesky")}
+        return atomic_write(path, {
+            "format": QHAT_FORMAT, **tensors, "n_components": int(g.n_components),
+            "seed": int(g.random_state or 0), "max_iter": int(g.max_iter), "backend": self.backend,
+            "n_iter": int(getattr(g, "n_iter_", 0)), "converged": bool(getattr(g, "converged_", False)),
+            "lower_bound": float(getattr(g, "lower_bound_", math.nan)),
+        })
+
+    @classmethod
+    def load(cls, path: str | Path) -> GaussianMixturePrior:
+        """The q̂ :meth:`save` wrote, with the scikit-learn attributes rebuilt: ``sample`` and
+        ``log_prob`` give exactly what they gave before saving. Read with ``weights_only=True``:
+        a file that needs anything but plain tensors and numbers (a pickle that could run code), or
+        that is not a saved q̂, is refused with :class:`sigmavae.runs.CorruptFileError`."""
+        path = Path(path)
+        try:
+            d = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(d, dict) or d.get("format") != QHAT_FORMAT:
+                raise ValueError("not a dict written by GaussianMixturePrior.save")
+            q = cls(int(d["n_components"]), seed=int(d["seed"]), max_iter=int(d["max_iter"]),
+                    backend=str(d["backend"]))
+            g = q.gmm
+            for name in ("weights", "means", "covariances", "precisions_cholesky"):
+                value = d[name]
+                if not isinstance(value, torch.Tensor) or value.dtype != torch.float64:
+                    raise ValueError(f"{name} is not a float64 tensor")
+                setattr(g, name + "_", value.numpy())
+            m, dim = g.means_.shape
+            shapes = [g.weights_.shape, g.covariances_.shape, g.precisions_cholesky_.shape]
+            if m != g.n_components or shapes != [(m,), (m, dim, dim), (m, dim, dim)]:
+                raise ValueError(f"shapes {[g.means_.shape, *shapes]} do not make a {g.n_components}-"
+                                 "component mixture")
+            # What fit_gmm_torch (or scikit-learn's fit) sets besides the four arrays.
+            g.n_iter_, g.converged_ = int(d["n_iter"]), bool(d["converged"])
+            g.lower_bound_, g.n_features_in_ = float(d["lower_bound"]), dim
+        except Exception as err:  # unpickling refused, zip damaged, keys or shapes wrong: unusable
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            raise CorruptFileError(
+                f"refused {path}: it is not a plain-tensor q̂ file ({reason}); loading anything else "
+                "would need full unpickling, which could run code. Delete it, and `sigmavae evaluate` "
+                "or `sigmavae sample` fits and writes it again") from err
+        g.precisions_ = g.precisions_cholesky_ @ g.precisions_cholesky_.transpose(0, 2, 1)
+        return q
 
 
 @torch.no_grad()

@@ -8,23 +8,25 @@ ELBO with Eq. 11 in θ, φ (variance network included) for ``epochs2`` epochs an
 (Algorithm 1 prints the loop conditions as ``e < n or δ_ELBO < ε``; continuing *while* the ELBO
 barely changes contradicts "set stopping condition", so we read them as ``e < n or δ ≥ ε``.)
 
+With ``sigma_update="closed_form"`` stage 1 evaluates each batch at that batch's Eq. 10 σ²_*, which
+varies by ~10% from batch to batch; σ²_dataset is then frozen from one Eq. 10 pass over the whole
+training set (:func:`dataset_sigma2`), not taken from the last batch.
+
 Every other method (``fixed``, ``vae``, ``beta-vae``, ``dip-vae``, ``wae``; their objectives are in
 :mod:`sigmavae.objectives`) trains one stage of epochs1 + epochs2 epochs, the same total as ours,
 with the same networks and σ² held fixed (VAE 0.5, β-VAE 1, as the paper frames them).
 
-Defaults are appendix B.1's table: batch 256, latent 16, 16 + 14 epochs, Adam, lr 5e-4 (B.2's for
-CelebA: latent 256, 75 + 20 epochs).
+The configuration is :class:`sigmavae.config.TrainConfig` (appendix B.1 / B.2 defaults); run
+directories and checkpoints are :mod:`sigmavae.runs`. This module is the loop.
 The whole dataset sits on the device as one tensor; batches are slices of a seeded permutation.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import math
-import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -33,106 +35,50 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
-from .data import DATASETS, IMAGE_SIZES, as_float, load_dataset
+from .config import APPENDIX_DEFAULTS, METHOD_SIGMA2, METHODS, SIGMA_UPDATES, TrainConfig
+from .data import IMAGE_SIZES, as_float, load_dataset
+from .likelihoods import optimal_sigma2
 from .models import VAE
 from .objectives import OBJECTIVES
+from .runs import (
+    CHECKPOINT,
+    CorruptFileError,
+    check_out_dir,
+    describe_checkpoint,
+    load_run,
+    save_checkpoint,
+    save_run,
+)
 
-METHODS = tuple(OBJECTIVES)
-SIGMA_UPDATES = ("sigma", "log_sigma", "closed_form")
-# Appendix B.1 / B.2 tables: code size and the epochs of the two stages.
-APPENDIX_DEFAULTS = {"28x28": {"latent_dim": 16, "epochs1": 16, "epochs2": 14},
-                     "celeba": {"latent_dim": 256, "epochs1": 75, "epochs2": 20}}
-# σ² that a method fixes (the paper's framing of VAE and β-VAE; WAE's cost 0.05‖x - g‖² ⇔ σ² = 10).
-METHOD_SIGMA2 = {"vae": 0.5, "beta-vae": 1.0, "wae": 10.0}
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a trained model. Saved as ``config.json`` beside the weights."""
-
-    dataset: str = "mnist"
-    method: str = "sigma"  # "sigma": Algorithm 1; "fixed": σ² held at `sigma2`; or a baseline
-    sigma2: float | None = None  # fixed σ² of fixed/dip-vae (default 0.5); vae, beta-vae, wae set
-    # their own; "sigma" learns it, starting from 1 (Algorithm 1)
-    beta: float = 1.0  # weight on the KL term (Higgins et al.'s β-VAE); 1 = the ELBO
-    sigma_update: str = "sigma"  # stage 1: Adam on σ (Alg. 1), Adam on log σ, or Eq. 10 per batch
-    latent_dim: int | None = None  # None = the appendix tables' code size: 16 (B.1), 256 (B.2, CelebA)
-    epochs1: int | None = None  # stage 1; None = 16 (B.1 table), 75 (B.2 table, CelebA)
-    epochs2: int | None = None  # stage 2; None = 14 (B.1), 20 (B.2); 0 = stop after stage 1
-    eps1: float | None = None  # ε₁ on δ_ELBO (nats); None = stop after exactly epochs1
-    eps2: float | None = None  # ε₂; None = stop after exactly epochs2
-    max_extra_epochs: int = 10  # cap on epochs added by ε₁/ε₂ beyond epochs1/epochs2
-    variance_floor: float = 0.5  # Algorithm 1: floor = ½ σ²_dataset; 0 disables it
-    batch_size: int = 256  # appendix B.1 table
-    lr: float = 5e-4  # appendix B.1 table, Adam
-    seed: int = 0
-    dip_type: str = "i"  # DIP-VAE-I or -II (Kumar et al. 2018)
-    lambda_od: float = 10.0  # DIP-VAE off-diagonal weight, in Kumar et al.'s range
-    lambda_d: float | None = None  # DIP-VAE diagonal weight; None = 10·λ_od (I) or λ_od (II), §3
-    wae_lambda: float | None = None  # WAE-MMD λ; None = Tolstikhin et al. §4: 10 (MNIST), 100 (CelebA)
-
-    def __post_init__(self):
-        problems = []
-        table = APPENDIX_DEFAULTS["celeba" if self.dataset == "celeba" else "28x28"]
-        for name, value in table.items():
-            if getattr(self, name) is None:
-                setattr(self, name, value)
-        if self.method in METHOD_SIGMA2:
-            if self.sigma2 is not None and self.sigma2 != METHOD_SIGMA2[self.method]:
-                problems.append(f"method {self.method} fixes σ² = {METHOD_SIGMA2[self.method]}; "
-                                f"for σ² = {self.sigma2} use method 'fixed'")
-            self.sigma2 = METHOD_SIGMA2[self.method]
-        elif self.method == "sigma":
-            if self.sigma2 not in (None, 1.0):
-                problems.append("method sigma learns σ², starting from 1 (Algorithm 1); sigma2 "
-                                "applies to the methods fixed and dip-vae")
-            self.sigma2 = 1.0
-        elif self.sigma2 is None:
-            self.sigma2 = 0.5
-        if self.dip_type not in ("i", "ii"):
-            problems.append(f"dip_type must be 'i' or 'ii', got {self.dip_type!r}")
-        if self.dataset not in DATASETS:
-            problems.append(f"dataset {self.dataset!r} is not one of {', '.join(DATASETS)}")
-        if self.method not in METHODS:
-            problems.append(f"method {self.method!r} is not one of {', '.join(METHODS)}")
-        if self.sigma_update not in SIGMA_UPDATES:
-            problems.append(f"sigma_update {self.sigma_update!r} is not one of {SIGMA_UPDATES}")
-        if not (self.sigma2 > 0 and math.isfinite(self.sigma2)):
-            problems.append(f"sigma2 must be a positive number, got {self.sigma2}")
-        if self.latent_dim < 1:
-            problems.append(f"latent_dim must be >= 1, got {self.latent_dim}")
-        if self.epochs1 < 1 or self.epochs2 < 0:
-            problems.append(f"need epochs1 >= 1 and epochs2 >= 0, got {self.epochs1}, {self.epochs2}")
-        if self.batch_size < 1 or not self.lr > 0:
-            problems.append(f"need batch_size >= 1 and lr > 0, got {self.batch_size}, {self.lr}")
-        if self.variance_floor < 0:
-            problems.append(f"variance_floor must be >= 0, got {self.variance_floor}")
-        if problems:
-            raise ValueError("invalid TrainConfig: " + "; ".join(problems))
-
-    def dip_lambdas(self) -> tuple[float, float]:
-        """(λ_od, λ_d): Kumar et al. §3 set λ_d = 10·λ_od for DIP-VAE-I and λ_d = λ_od for -II."""
-        if self.lambda_d is not None:
-            return self.lambda_od, self.lambda_d
-        return self.lambda_od, self.lambda_od * (10.0 if self.dip_type == "i" else 1.0)
-
-    def wae_lambda_value(self) -> float:
-        """Tolstikhin et al. 2018, §4: λ = 10 for MNIST, 100 for CelebA."""
-        if self.wae_lambda is not None:
-            return self.wae_lambda
-        return 100.0 if self.dataset == "celeba" else 10.0
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+__all__ = [  # with what other modules and notebooks import from here since before the split
+    "APPENDIX_DEFAULTS", "CHECKPOINT", "METHODS", "METHOD_SIGMA2", "SIGMA_UPDATES", "CorruptFileError",
+    "EpochStats", "NonFiniteError", "TrainConfig", "TrainingInterrupted", "build_model",
+    "dataset_sigma2", "load_run", "place", "resolve_device", "run_epoch", "save_run", "stages", "train",
+]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` = CUDA when present, else CPU."""
+    """``auto`` = CUDA when present, else CPU. A device that does not exist here is refused with a
+    ValueError that says which ones do (before anything is loaded or trained)."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a device torch knows: use auto, cpu, cuda, cuda:N "
+                         "or mps") from err
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(f"device {device!r}: torch sees no CUDA GPU on this machine; use --device cpu "
+                             "(or auto, which takes a GPU only where there is one)")
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"device {device!r}: this machine has {n} CUDA GPU(s), cuda:0 … cuda:{n - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available here; use --device cpu or auto")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r}: sigmavae runs on auto, cpu, cuda, cuda:N or mps")
+    return dev
 
 
 def place(model: VAE, x: torch.Tensor, device: str | torch.device = "auto") -> tuple[VAE, torch.Tensor]:
@@ -161,7 +107,9 @@ def train(config: TrainConfig, device: str | torch.device = "auto", out_dir: str
 
     ``data`` overrides loading ``config.dataset``'s training split ([N, C, H, W], float in [0, 1]
     or uint8; uint8 batches are converted on the device, which keeps CelebA at 2.5 GB, not 10).
-    Returns the model (in eval mode) and the per-epoch history.
+    Returns the model (in eval mode) and the per-epoch history (:meth:`EpochStats.history_entry`
+    plus ``stage`` and ``epoch``; with ``sigma_update="closed_form"`` the last stage-1 entry also
+    holds ``sigma2_dataset``, from :func:`dataset_sigma2`, and ``sigma2_last_batch``).
 
     With ``out_dir`` a run survives being killed (issue 5). ``out_dir/checkpoint.pt`` is written
     atomically after every epoch, and on SIGINT/SIGTERM after the current batch, which then raises
@@ -174,7 +122,7 @@ def train(config: TrainConfig, device: str | torch.device = "auto", out_dir: str
     epoch, the batch and the last good checkpoint, which stays as it was.
     """
     out = Path(out_dir) if out_dir is not None else None
-    ckpt = _check_out_dir(out, config, resume) if out is not None else None
+    ckpt = check_out_dir(out, config, resume) if out is not None else None
     if ckpt == "complete":
         model, _, history = load_run(out, device)
         return model, history
@@ -207,30 +155,40 @@ def train(config: TrainConfig, device: str | torch.device = "auto", out_dir: str
         if x.device.type == "cuda" and ckpt["rng_cuda"] is not None:
             torch.cuda.set_rng_state(ckpt["rng_cuda"], x.device)
         partial = ckpt["epoch_in_progress"]
-    saved = ckpt and _describe(out, history, partial)  # the last good checkpoint, in words
+    saved = ckpt and describe_checkpoint(out, history, partial)  # the last good checkpoint, in words
 
     with _stop_on_signals(enabled=out is not None) as stop:
-        for stage, n_epochs, eps in _stages(config):
+        # progress: bars over batches in a terminal, else (notebooks, logs) a line per epoch
+        bars = sys.stderr.isatty()
+        for stage, n_epochs, eps in stages(config):
             if stage == 2 and model.variance != "pixel":
+                _end_stage_1(model, x, config, history)
                 model.start_pixel_variance(config.variance_floor)  # σ²_dataset frozen here
             while not _stage_done(history, stage, n_epochs, eps, config.max_extra_epochs):
                 if stop and saved:  # a signal between epochs: the last checkpoint is the state
                     raise TrainingInterrupted(stop[0], saved)
                 e = sum(h["stage"] == stage for h in history) + 1
                 where = f"epoch {len(history) + 1} (stage {stage}, epoch {e} of {n_epochs})"
-                stats, partial = _epoch(model, optimizer, x, config, shuffle, progress,
-                                        f"stage {stage} epoch {e}/{n_epochs}", stop, partial)
-                if stats["bad"] is not None:  # before any checkpoint: the last good one stays
-                    raise NonFiniteError(where, *stats["bad"], saved, out is not None)
+                stats = run_epoch(model, optimizer, x, config, shuffle, progress=progress and bars,
+                                  desc=f"stage {stage} epoch {e}/{n_epochs}", stop=stop, resume=partial)
+                partial = stats.partial
+                if stats.bad is not None:  # before any checkpoint: the last good one stays
+                    raise NonFiniteError(where, *stats.bad, saved, out is not None)
                 if partial is not None:  # stopped by a signal after batch partial["batch"]
-                    _save_checkpoint(out, model, optimizer, shuffle, config, history, x, partial)
-                    raise TrainingInterrupted(stop[0], _describe(out, history, partial))
-                del stats["bad"]
-                stats.update(stage=stage, epoch=len(history) + 1)
-                history.append(stats)
+                    save_checkpoint(out, model, optimizer, shuffle, config, history, x, partial)
+                    raise TrainingInterrupted(stop[0], describe_checkpoint(out, history, partial))
+                history.append({**stats.history_entry(), "stage": stage, "epoch": len(history) + 1})
+                if progress and not bars:  # a notebook or a log: one plain line per epoch
+                    planned = sum(n for _, n, _ in stages(config))
+                    left = max(planned - len(history), 0) * sum(h["seconds"] for h in history) / len(history)
+                    print(f"  {config.dataset} {config.method} seed {config.seed}: {where} done in "
+                          f"{stats.seconds:.0f} s, train ELBO {stats.elbo:.1f}; about {left / 60:.1f} min "
+                          "left", flush=True)
                 if out is not None:
-                    _save_checkpoint(out, model, optimizer, shuffle, config, history, x)
-                    saved = _describe(out, history)
+                    save_checkpoint(out, model, optimizer, shuffle, config, history, x)
+                    saved = describe_checkpoint(out, history)
+    if model.variance == "global":  # epochs2 = 0: training ends with stage 1
+        _end_stage_1(model, x, config, history)
     model.eval()
     if out is not None:
         save_run(out, model, config, history)
@@ -238,7 +196,7 @@ def train(config: TrainConfig, device: str | torch.device = "auto", out_dir: str
     return model, history
 
 
-def _stages(config: TrainConfig) -> list[tuple[int, int, float | None]]:
+def stages(config: TrainConfig) -> list[tuple[int, int, float | None]]:
     """(stage, epochs, ε) of Algorithm 1; the other methods train one stage of epochs1 + epochs2."""
     if config.method != "sigma":
         return [(1, config.epochs1 + config.epochs2, None)]
@@ -259,13 +217,85 @@ def _stage_done(history: list[dict], stage: int, n_epochs: int, eps: float | Non
     return history[-1]["elbo"] - previous < eps
 
 
-def _epoch(model, optimizer, x, config, shuffle, progress, desc, stop=(), resume=None):
-    """One pass over a seeded permutation of ``x``: ``(stats, partial)``.
+def _end_stage_1(model: VAE, x: torch.Tensor, config: TrainConfig, history: list[dict]) -> None:
+    """With ``sigma_update="closed_form"``: σ² ← Eq. 10 over the whole training set, not the last
+    batch's, before it is frozen as σ²_dataset; both values go into the last stage-1 entry.
 
-    ``partial`` is None, or, when a signal landed in ``stop``, what ``resume`` needs to finish the
-    epoch as if it had never stopped: the permutation, the next batch, the running sums.
-    ``stats["bad"]`` is None, or (batch, what) of the first batch with a non-finite loss, ELBO or
-    gradient, found without a host synchronisation per batch (on a GPU).
+    A function of the weights alone (its own generator, the global random streams untouched), so a
+    run resumed at the stage switch recomputes exactly what the uninterrupted one did.
+    """
+    if config.method != "sigma" or config.sigma_update != "closed_form":
+        return
+    last_batch = model.sigma2
+    sigma2 = dataset_sigma2(model, x, config.seed, config.batch_size)
+    model.set_sigma2(sigma2)
+    history[-1].update(sigma2_last_batch=last_batch, sigma2_dataset=model.sigma2)
+
+
+@torch.no_grad()
+def dataset_sigma2(model: VAE, x: torch.Tensor, seed: int = 0, batch_size: int = 256) -> float:
+    """Eq. 10 over a whole dataset: σ²_* = 1/(N·d) Σ_i Σ_k (g_k(z_i) - x_ik)², one z_i ~ q_φ(z|x_i)
+    per image, the maximiser of Eq. 9 in σ² for the current θ, φ.
+
+    The noise ε of z = μ + ε ⊙ σ is drawn for all N images at once, ``randn(N, D)`` from a
+    generator seeded with ``seed`` on ``x``'s device, so the global random streams (and with them
+    exact resume) are untouched. Images are decoded ``batch_size`` at a time, in eval mode (batch
+    norm's running statistics are left alone), and the squared errors summed in float64.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        g = torch.Generator(device=x.device).manual_seed(seed)
+        eps = torch.randn(len(x), model.latent_dim, generator=g, device=x.device)
+        total = torch.zeros((), dtype=torch.float64, device=x.device)
+        for xb, eb in zip(x.split(batch_size), eps.split(batch_size), strict=True):
+            xb = as_float(xb)
+            mu, sigma = model.encode(xb)
+            mean, _ = model.decode(mu + sigma * eb)
+            total += optimal_sigma2(xb, mean).double() * xb.numel()  # Eq. 10 of the batch × its size
+    finally:
+        model.train(was_training)
+    return float(total / x.numel())
+
+
+@dataclass
+class EpochStats:
+    """What :func:`run_epoch` measured: the epoch means of the objective and of the ELBO's terms
+    (Eq. 5, nats per image), the mean and the smallest decoder σ², and the wall time.
+
+    ``bad`` is None, or (batch, number of batches, what) of the first batch with a non-finite loss,
+    ELBO or gradient. ``partial`` is None, or, when a signal stopped the epoch, what ``resume``
+    needs to finish it as if it had never stopped: the permutation, the next batch, the running
+    sums, the seconds so far.
+    """
+
+    loss: float
+    elbo: float
+    recon: float
+    kl: float
+    sigma2: float
+    sigma2_min: float
+    seconds: float
+    bad: tuple[int, int, str] | None = None
+    partial: dict | None = None
+
+    def history_entry(self) -> dict:
+        """The epoch's entry in the history (:func:`train` adds ``stage`` and ``epoch``)."""
+        return {k: getattr(self, k) for k in ("loss", "elbo", "recon", "kl", "sigma2", "sigma2_min",
+                                               "seconds")}
+
+
+def run_epoch(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, config: TrainConfig,
+              shuffle: torch.Generator, *, progress: bool = False, desc: str = "", stop=(),
+              resume: dict | None = None) -> EpochStats:
+    """One pass over a seeded permutation of ``x`` (``shuffle``), one Adam step per batch of the
+    method's objective (:data:`sigmavae.objectives.OBJECTIVES`).
+
+    Where the objective evaluated the likelihood at Eq. 10's σ²_* (``sigma_update="closed_form"``),
+    the step stores it in the model: objectives never write the model. It stops after the current
+    batch once a signal has landed in ``stop`` (``partial`` is then set; pass it back as ``resume``),
+    and at the first non-finite loss, ELBO or gradient (``bad``), found without a host
+    synchronisation per batch (on a GPU).
     """
     model.train()
     objective = OBJECTIVES[config.method]
@@ -288,6 +318,8 @@ def _epoch(model, optimizer, x, config, shuffle, progress, desc, stop=(), resume
                   initial=first, total=len(batches)):
         idx = batches[i]
         loss, t = objective(model, as_float(x[idx]), config)
+        if t.sigma2_star is not None:  # §3.3's closed-form step: σ² ← this batch's Eq. 10 optimum
+            model.set_sigma2(t.sigma2_star)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         with torch.no_grad():  # Σ|g| is non-finite iff a gradient is (short of 3e38); the squares
@@ -309,17 +341,14 @@ def _epoch(model, optimizer, x, config, shuffle, progress, desc, stop=(), resume
         what = "loss or ELBO" if good <= good_grad else "gradient"
         bad = (int(min(good, good_grad)) + 1, len(batches), what)
     n = len(x)
-    stats = {"loss": loss / n, "elbo": elbo / n, "recon": recon / n, "kl": kl / n, "sigma2": var_sum / n,
-             "sigma2_min": var_min, "seconds": spent + time.perf_counter() - start, "bad": bad}
-    if done == len(batches) or bad is not None:
-        return stats, None
-    return stats, {"order": order, "batch": done, "sums": sums.cpu(), "seconds": stats["seconds"]}
+    stats = EpochStats(loss / n, elbo / n, recon / n, kl / n, var_sum / n, var_min,
+                       spent + time.perf_counter() - start, bad)
+    if done < len(batches) and bad is None:
+        stats.partial = {"order": order, "batch": done, "sums": sums.cpu(), "seconds": stats.seconds}
+    return stats
 
 
 # ----------------------------------------------------------------------------- fault tolerance
-
-CHECKPOINT = "checkpoint.pt"
-
 
 class TrainingInterrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM stopped :func:`train`; the checkpoint it wrote resumes exactly."""
@@ -343,89 +372,6 @@ class NonFiniteError(FloatingPointError):
                          f"{n_batches}; {good}")
 
 
-def _describe(out: Path, history: list[dict], partial: dict | None = None) -> str:
-    at = f"batch {partial['batch']} of epoch {len(history) + 1}" if partial else f"epoch {len(history)}"
-    return f"{out / CHECKPOINT} (after {at})"
-
-
-class CorruptFileError(ValueError):
-    """A run file that cannot be read back: truncated, or not what it should be."""
-
-
-def _read(path: Path, remedy: str):
-    """A run file's content (JSON, or torch.load on CPU); a truncated or corrupt one is refused with
-    an error that names it and says what to do."""
-    try:
-        if path.suffix == ".json":
-            return json.loads(path.read_text())
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # zip, pickle and JSON errors alike: the file is unusable
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise CorruptFileError(f"{path} is corrupt or truncated ({reason}); {remedy}") from err
-
-
-def _check_out_dir(out: Path, config: TrainConfig, resume: bool):
-    """What ``out`` holds for :func:`train`: None (start afresh), the checkpoint to resume, or
-    "complete". Refuses, before any compute, a run of another config or, without ``resume``, any run."""
-    here = {**dataclasses.asdict(config), "version": __version__}
-    ckpt_path = out / CHECKPOINT
-    if ckpt_path.is_file():
-        ckpt = _read(ckpt_path, f"delete it to start this run over (or delete {out})")
-        stored, what = {**ckpt["config"], "version": ckpt["version"]}, "an unfinished run"
-    elif (out / "config.json").is_file():
-        stored = _read(out / "config.json", f"delete {out} and train again")
-        ckpt, what = None, ("a finished run" if (out / "model.pt").is_file() else "a run")
-    else:
-        return None
-    differ = [f"{k} {stored.get(k)!r} there, {here.get(k)!r} here" for k in sorted(here | stored)
-              if stored.get(k) != here.get(k)]
-    if differ:
-        raise ValueError(f"{out} holds {what} of another config ({'; '.join(differ)}): use another "
-                         f"--out / out_dir, or pass that run's options to continue it, or delete {out}")
-    if not resume:
-        raise ValueError(f"{out} already holds {what} of this config: pass --resume (resume=True) "
-                         f"to continue or reuse it, or delete {out} to train it again")
-    if ckpt is None and what == "a finished run":
-        return "complete"
-    return ckpt
-
-
-def _save_checkpoint(out, model, optimizer, shuffle, config, history, x, partial=None) -> None:
-    """Everything a resumed :func:`train` needs to continue bit for bit, written atomically."""
-    _atomic_save({
-        "version": __version__, "config": dataclasses.asdict(config), "history": history,
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "variance": model.variance, "floor": model.floor, "sigma2_dataset": model.sigma2,
-        "sigma_requires_grad": model.sigma.requires_grad,
-        "shuffle": shuffle.get_state(), "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state(x.device) if x.device.type == "cuda" else None,
-        "data_shape": list(x.shape), "epoch_in_progress": partial,
-    }, out / CHECKPOINT)
-
-
-def _atomic_save(obj, path: Path) -> None:
-    """torch.save to a temporary file in the same directory, fsync, rename: a reader (or a run
-    killed at any moment) sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            if isinstance(obj, str):
-                f.write(obj.encode())
-            else:
-                torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def _stop_on_signals(enabled: bool = True):
     """While training, SIGINT and SIGTERM only append to the yielded list; the loop stops after the
@@ -447,41 +393,3 @@ def _stop_on_signals(enabled: bool = True):
     finally:
         for s, h in previous.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
-
-
-# ----------------------------------------------------------------------------- run directories
-
-def save_run(out_dir: str | Path, model: VAE, config: TrainConfig, history: list[dict]) -> Path:
-    """Write ``config.json``, ``history.json`` and ``model.pt`` (last, each atomically): the
-    directory reloads alone, and ``model.pt`` is only there once the run is complete."""
-    out = Path(out_dir)
-    _atomic_save(json.dumps({**dataclasses.asdict(config), "version": __version__}, indent=2) + "\n",
-                 out / "config.json")
-    _atomic_save(json.dumps(history, indent=2) + "\n", out / "history.json")
-    _atomic_save({"state_dict": model.state_dict(), "variance": model.variance,
-                  "floor": model.floor, "sigma_param": model.sigma_param}, out / "model.pt")
-    return out
-
-
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """(model in eval mode, TrainConfig, history) of a directory written by :func:`save_run`."""
-    run = Path(run_dir)
-    missing = [f for f in ("config.json", "history.json", "model.pt") if not (run / f).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{run} is not a sigmavae run directory: missing {', '.join(missing)}"
-                                " (create one with `sigmavae train ... --out DIR`)")
-    remedy = f"delete {run} and train it again"
-    config = TrainConfig.from_dict(_read(run / "config.json", remedy))
-    history = _read(run / "history.json", remedy)
-    ckpt = _read(run / "model.pt", remedy)
-    channels, size = IMAGE_SIZES[config.dataset]
-    try:
-        model = VAE(config.latent_dim, channels, variance=ckpt["variance"], floor=ckpt["floor"],
-                    sigma_param=ckpt["sigma_param"], image_size=size)
-        model.load_state_dict(ckpt["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as err:  # a model.pt of another run or format
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise CorruptFileError(f"{run / 'model.pt'} does not hold the model of {run / 'config.json'} "
-                               f"({reason}); {remedy}") from err
-    model = model.to(resolve_device(device), memory_format=torch.channels_last)  # as trained
-    return model.eval(), config, history

@@ -76,8 +76,8 @@ def test_a_killed_training_leaves_no_entry_and_the_next_call_resumes_it(tmp_path
     torch.set_num_threads(1)  # as in the killed process: CPU sums depend on the thread count
     real, epochs = training.load_dataset, []
     monkeypatch.setattr(training, "load_dataset", eval(few, {"real": real}))
-    real_epoch = training._epoch
-    monkeypatch.setattr(training, "_epoch", lambda *a, **k: (epochs.append(1), real_epoch(*a, **k))[1])
+    real_epoch = training.run_epoch
+    monkeypatch.setattr(training, "run_epoch", lambda *a, **k: (epochs.append(1), real_epoch(*a, **k))[1])
     assert cached_run(cfg, tmp_path, "cpu", progress=False) == target
     assert len(epochs) < 3 and not checkpoint.parent.exists()  # resumed, then moved into place
     model, _, history = training.load_run(target)

@@ -6,12 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from PIL import Image
 
 from sigmavae.cache import run_dir
 from sigmavae.cli import main
-from sigmavae.reports import required_configs
 
 
 def test_train_evaluate_sample_on_digits(tmp_path, capsys):
@@ -22,6 +20,7 @@ def test_train_evaluate_sample_on_digits(tmp_path, capsys):
     assert main(["evaluate", str(run), "--iwae-n", "50", "--components", "4", "--kl-samples", "500",
                  "--kl-runs", "2", "--device", "cpu", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out.split("\n", 1)[1])  # after the train summary line
+    assert (run / "qhat-4-seed0.pt").is_file() and not list(run.glob("*.pkl"))  # q̂ as plain tensors
     saved = json.loads((run / "metrics.json").read_text())
     assert printed == saved
     for key in ("elbo", "iwae_prior", "iwae_gmm", "kl_gmm_prior_mean", "kl_gmm_prior_std",
@@ -67,27 +66,34 @@ def test_evaluate_adds_classifier_fid(tmp_path, monkeypatch):
 
 
 def test_reproduce_runs_notebooks_in_order_and_refuses_unknown_names(tmp_path, capsys, monkeypatch):
+    from sigmavae.experiments import required_configs, resolve
+
     monkeypatch.setenv("SIGMAVAE_CACHE", str(tmp_path / "cache"))
     notebooks = Path(__file__).parents[1] / "notebooks"
     out = tmp_path / "executed"
-    assert main(["reproduce", "--profile", "smoke", "--only", "figure3_4", "--notebooks", str(notebooks),
-                 "--out", str(out), "--jobs", "2", "-p", "results_dir", str(tmp_path),
+    assert main(["reproduce", "--profile", "smoke", "--only", "figure3_4,table3", "--notebooks",
+                 str(notebooks), "--out", str(out), "--jobs", "2", "-p", "results_dir", str(tmp_path),
                  "-p", "data_root", "None"]) == 0
     printed = capsys.readouterr().out
-    assert "figure3_4_uncertainty: done in" in printed and "total" in printed
-    # --jobs trained up front exactly the models the notebook then used (it trained none itself)
-    profile = yaml.safe_load((notebooks / "profiles" / "smoke.yaml").read_text())
-    wanted = {run_dir(c, tmp_path / "cache").name for c in required_configs(["figure3_4"], **profile)}
+    assert "figure3_4: done in" in printed and "total" in printed
+    # --jobs trained up front exactly the models the notebooks then used (they trained none)
+    params = {a: resolve(a, profile="smoke") for a in ("table3", "figure3_4")}
+    wanted = {run_dir(c, tmp_path / "cache").name for c in required_configs(list(params), params)}
     cached = {d.name for d in (tmp_path / "cache" / "runs").iterdir() if d.is_dir()}
-    assert wanted == cached and len(wanted) == 5
-    assert printed.index("training: done") < printed.index("figure3_4_uncertainty: running")
-    assert (out / "figure3_4_uncertainty.ipynb").is_file() and not (out / "table2_fid.ipynb").exists()
-    saved = json.loads((tmp_path / "figure3_4_uncertainty-digits.json").read_text())
-    assert saved["parameters"]["profile"] == "smoke"
+    assert wanted == cached and len(wanted) == 5  # Table 3's five; Figures 3-4 reuse ours
+    order = [printed.index(s) for s in ("training: done", "table3: running", "figure3_4: running")]
+    assert order == sorted(order)
+    assert (out / "figure3_4.ipynb").is_file() and not (out / "table2.ipynb").exists()
+    saved = json.loads((tmp_path / "figure3_4-digits.json").read_text())
+    assert saved["profile"] == "smoke" and saved["seeds"] == [0]
     assert main(["reproduce", "--only", "table9", "--notebooks", str(notebooks)]) == 2
     assert "unknown notebook(s) table9; choose from table1" in capsys.readouterr().err
-    assert main(["reproduce", "--profile", "fast", "--notebooks", str(notebooks)]) == 2
-    assert "paper, quick, smoke" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["reproduce", "--profile", "fast", "--notebooks", str(notebooks)])
+    assert exit_.value.code == 2 and "choose from 'smoke', 'quick', 'paper'" in capsys.readouterr().err
+    args = ["reproduce", "--profile", "smoke", "--notebooks", str(notebooks), "-p", "seeds", "[0, 0]"]
+    assert main(args) == 2
+    assert "seeds = [0, 0] repeats a value" in capsys.readouterr().err  # refused before anything ran
 
 
 def small_digits(monkeypatch):
@@ -168,3 +174,82 @@ def test_bad_run_directories_and_components_are_refused(tmp_path, monkeypatch, c
     assert main(["evaluate", str(run), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "model.pt is corrupt or truncated" in err and "train it again" in err and err.count("\n") == 1
+
+
+def test_every_train_config_field_is_a_train_option_with_help():
+    import argparse
+    import dataclasses
+
+    from sigmavae.cli import _parser
+    from sigmavae.config import TrainConfig
+
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    options = {a.dest: a for a in commands.choices["train"]._actions}
+    for f in dataclasses.fields(TrainConfig):
+        action = options[f.name]
+        assert action.option_strings == ["--" + f.name.replace("_", "-")], f.name
+        assert action.help and action.help.strip(), f.name
+        assert action.default == f.default and action.choices == f.metadata.get("choices"), f.name
+    args = _parser().parse_args(["train", "--out", "r", "--sigma2", "0.25", "--epochs2", "0",
+                                 "--method", "fixed", "--dip-type", "ii"])
+    assert args.sigma2 == 0.25 and args.epochs2 == 0 and args.dip_type == "ii" and args.latent_dim is None
+
+
+class Hostile:
+    """Unpickled, it would create ``path`` (standing for any code a pickle can run)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_sample_never_unpickles_a_planted_qhat_or_legacy_gmm_file(tmp_path, monkeypatch, capsys):
+    import pickle
+
+    import torch
+
+    from sigmavae.sampling import GaussianMixturePrior
+
+    run, marker, png = tmp_path / "run", tmp_path / "code-ran", tmp_path / "s.png"
+    assert main(small_digits(monkeypatch) + ["--epochs2", "0", "--out", str(run)]) == 0
+    sample = ["sample", str(run), "-n", "10", "--device", "cpu", "--out", str(png)]
+    torch.save(Hostile(marker), run / "qhat-32-seed0.pt")  # the name `sample` reads (32: digits' M)
+    capsys.readouterr()
+    assert main(sample) == 2
+    err = capsys.readouterr().err
+    assert f"refused {run / 'qhat-32-seed0.pt'}: it is not a plain-tensor q̂ file" in err
+    assert "could run code" in err and "Delete it" in err and err.count("\n") == 1
+    assert not marker.exists() and not png.exists()
+    (run / "qhat-32-seed0.pt").unlink()
+    (run / "gmm-32.pkl").write_bytes(pickle.dumps(Hostile(marker)))  # what older versions wrote
+    assert main(sample) == 0
+    err = capsys.readouterr().err
+    assert "ignored gmm-32.pkl" in err and "unpickling could run code" in err and err.count("\n") == 1
+    assert not marker.exists() and png.is_file()
+    assert GaussianMixturePrior.load(run / "qhat-32-seed0.pt").gmm.n_components == 32  # fitted, saved
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--dataset", "digits", "--device", "tpu", "--out", "{tmp}/r"], "device 'tpu' is not a device"),
+    (["train", "--dataset", "digits", "--device", "cuda:7", "--out", "{tmp}/r"], "device 'cuda:7'"),
+    (["train", "--dataset", "digits", "--out", "{tmp}/file"], "is a file, not a directory"),
+    (["train", "--dataset", "digits", "--epochs1", "0", "--out", "{tmp}/r"], "need epochs1 >= 1"),
+    (["train", "--dataset", "digits", "--lr", "-1", "--out", "{tmp}/r"], "lr > 0"),
+    (["sample", "{tmp}/r", "-n", "0", "--out", "{tmp}/a.png"], "-n must be >= 1, got 0"),
+    (["sample", "{tmp}/r", "--out", "{tmp}"], "is a directory: pass the PNG file"),
+    (["sample", "{tmp}/r", "--out", "{tmp}/file/a.png"], "is a file, not a directory"),
+    (["sample", "{tmp}/none", "--out", "{tmp}/a.png"], "is not a sigmavae run directory"),
+    (["evaluate", "{tmp}/r", "--iwae-k", "0"], "--iwae-k must be >= 1"),
+    (["evaluate", "{tmp}/r", "--fid-n", "1"], "--fid-n must be >= 2"),
+    (["reproduce", "--jobs", "0"], "--jobs must be >= 1"),
+    (["reproduce", "--profile", "smoke", "-p", "epochs1", "three"],
+     "epochs1 = 'three' is a str, expected int"),
+])
+def test_bad_input_is_a_message_not_a_traceback(argv, message, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    (tmp_path / "r").mkdir()
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -67,3 +67,62 @@ def test_classifier_fid_ranks_real_above_pixel_shuffled(tmp_path):
     assert list((tmp_path / "fid-stats").iterdir())[0].name == "classifier-e10-digits-train-1500.npz"
     again = fidmod.classifier_extractor("digits", cache_dir=tmp_path)
     np.testing.assert_allclose(again(test[:5]), extractor(test[:5]))
+
+
+def test_fid_bootstrap_std_matches_the_spread_over_fresh_samples():
+    """Two samples of one Gaussian: their FID varies from draw to draw; the bootstrap of a single
+    pair must estimate that spread (within a factor of 2), which is what the claims rely on."""
+    import numpy as np
+
+    from sigmavae.fid import fid_with_std
+
+    rng = np.random.default_rng(0)
+    cov = np.diag(np.linspace(0.5, 2.0, 8))
+
+    def draw():
+        return rng.multivariate_normal(np.zeros(8), cov, 400)
+
+    fresh = [fid_with_std(draw(), draw(), n_boot=0)[0] for _ in range(60)]
+    value, std = fid_with_std(draw(), draw(), n_boot=60, seed=1)
+    assert 0 < value < 0.5  # same distribution: only the finite-sample bias
+    assert 0.5 < std / np.std(fresh, ddof=1) < 2.0
+
+
+def test_auto_takes_inception_wherever_its_weights_can_be_had(tmp_path, monkeypatch):
+    import torch
+
+    from sigmavae.fid import INCEPTION_FILE, choose_fid
+
+    monkeypatch.delenv("SIGMAVAE_FID_WEIGHTS", raising=False)
+    monkeypatch.delenv("SIGMAVAE_DOWNLOAD", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    assert choose_fid("auto") == "classifier"  # offline, nothing here
+    assert choose_fid("auto", download=True) == "inception"  # pytorch-fid may fetch them
+    monkeypatch.setenv("SIGMAVAE_DOWNLOAD", "1")
+    assert choose_fid("auto") == "inception" and choose_fid("auto", download=False) == "classifier"
+    monkeypatch.delenv("SIGMAVAE_DOWNLOAD")
+    weights = tmp_path / INCEPTION_FILE
+    weights.write_bytes(b"")
+    assert choose_fid("auto", weights=str(weights)) == "inception"
+    monkeypatch.setenv("SIGMAVAE_FID_WEIGHTS", str(weights))
+    assert choose_fid("auto") == "inception"
+    monkeypatch.delenv("SIGMAVAE_FID_WEIGHTS")
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / INCEPTION_FILE).write_bytes(b"")
+    assert choose_fid("auto") == "inception"  # torch hub's cache
+    assert choose_fid("classifier") == "classifier"
+
+
+def test_celeba_without_inception_stops_before_training(tmp_path, monkeypatch):
+    import torch
+
+    from sigmavae.experiments import resolve
+
+    monkeypatch.delenv("SIGMAVAE_FID_WEIGHTS", raising=False)
+    monkeypatch.delenv("SIGMAVAE_DOWNLOAD", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    for fid in ("classifier", "auto"):
+        with pytest.raises(ValueError, match="CelebA's FID needs Inception features.*-p download True"):
+            resolve("table2", profile="smoke", dataset="celeba", fid=fid)
+    assert resolve("table3", profile="smoke", dataset="celeba").dataset == "celeba"  # no FID there
+    assert resolve("table2", profile="smoke", dataset="celeba", download=True).fid == "auto"

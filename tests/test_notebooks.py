@@ -7,14 +7,15 @@ from pathlib import Path
 import jupytext
 import papermill
 import pytest
-import yaml
 
-NOTEBOOKS = sorted(Path(__file__).parents[1].joinpath("notebooks").glob("*.ipynb"))
-PROFILES = Path(__file__).parents[1] / "notebooks" / "profiles"
+from sigmavae.experiments import ARTEFACTS
+
+ROOT = Path(__file__).parents[1]
+NOTEBOOKS = [ROOT / "notebooks" / f"{a}.ipynb" for a in ARTEFACTS]
 
 
-def test_there_are_notebooks():
-    assert NOTEBOOKS
+def test_one_notebook_per_artefact_named_by_it():
+    assert sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")) == sorted(p.name for p in NOTEBOOKS)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -22,8 +23,8 @@ def test_parameters_are_documented_and_the_twin_matches(path):
     params = papermill.inspect_notebook(str(path))
     cell = next(c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", []))
     declared = [line.split(" = ")[0] for line in cell.source.splitlines() if " = " in line]
-    for name in ("profile", "dataset", "latent_dim", "epochs1", "epochs2", "seed", "device",
-                 "data_root", "n_samples", "components", "fid", "sigma_update", "cache_dir"):
+    for name in ("profile", "dataset", "latent_dim", "epochs1", "epochs2", "seeds", "sigma_update",
+                 "components", "device", "data_root", "cache_dir", "results_dir"):
         assert name in declared, name
     for name in declared:  # papermill parses every line (it cannot, e.g., with a ";" in a comment)
         assert name in params and params[name]["help"], f"papermill --help-notebook misses {name}"
@@ -35,15 +36,31 @@ def test_parameters_are_documented_and_the_twin_matches(path):
 
 @pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory):
-    """One model cache for all notebooks, as in real use: later notebooks reuse earlier models."""
+    """One cache for all notebooks, as in real use: later notebooks reuse earlier models and scores."""
     return tmp_path_factory.mktemp("cache")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_runs_with_the_smoke_profile(path, tmp_path, monkeypatch, shared_cache):
     monkeypatch.setenv("SIGMAVAE_CACHE", str(shared_cache))
-    params = {**yaml.safe_load((PROFILES / "smoke.yaml").read_text()), "results_dir": str(tmp_path)}
-    papermill.execute_notebook(str(path), str(tmp_path / path.name), parameters=params,
-                               progress_bar=False, kernel_name="python3")
-    written = list(tmp_path.glob(f"{path.stem}-*.json"))
-    assert written and json.loads(written[0].read_text())["parameters"]["profile"] == "smoke"
+    params = {"profile": "smoke", "results_dir": str(tmp_path)}
+    papermill.execute_notebook(str(path), str(tmp_path / path.name), progress_bar=False,
+                               kernel_name="python3", parameters=params)
+    saved = json.loads((tmp_path / f"{path.stem}-digits.json").read_text())
+    assert saved["profile"] == "smoke" and saved["seeds"] == [0]
+    assert all(c["verdict"] in ("holds", "fails", "unresolved") for c in saved["claims"])
+
+
+def test_two_seeds_give_per_seed_values_and_their_std(tmp_path, monkeypatch, shared_cache):
+    monkeypatch.setenv("SIGMAVAE_CACHE", str(shared_cache))
+    path = ROOT / "notebooks" / "figure3_4.ipynb"
+    params = {"profile": "smoke", "seeds": "[0, 1]", "results_dir": str(tmp_path)}
+    papermill.execute_notebook(str(path), str(tmp_path / path.name), progress_bar=False,
+                               kernel_name="python3", parameters=params)
+    saved = json.loads((tmp_path / "figure3_4-digits.json").read_text())
+    assert saved["seeds"] == [0, 1] and saved["profile"] == "custom"
+    auroc = saved["numbers"]["auroc"]
+    assert len(auroc["values"]) == 2 and auroc["values"][0] != auroc["values"][1]
+    mean = sum(auroc["values"]) / 2
+    assert auroc["std"] == pytest.approx(abs(auroc["values"][0] - mean) * 2 ** 0.5)
+    assert all(c["basis"] == "2 seeds" for c in saved["claims"])

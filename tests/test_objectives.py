@@ -65,3 +65,22 @@ def test_beta_weights_the_kl_term():
         loss, t = OBJECTIVES["vae"](build_model(cfg), x, cfg)
         losses[beta] = (float(loss), float(t.kl.mean()))
     assert losses[4.0][0] - losses[1.0][0] == pytest.approx(3 * losses[1.0][1], rel=1e-4)
+
+
+def test_the_closed_form_objective_returns_eq_10_and_leaves_the_model_alone():
+    from sigmavae.likelihoods import gaussian_log_prob, optimal_sigma2
+
+    cfg = TrainConfig(dataset="synthetic", latent_dim=4, sigma_update="closed_form")
+    model = build_model(cfg)
+    x = load_dataset("synthetic")[:64]
+    before = model.sigma.detach().clone()
+    loss, t = OBJECTIVES["sigma"](model, x, cfg)
+    assert torch.equal(model.sigma.detach(), before)  # σ is written by the training step, not here
+    torch.testing.assert_close(t.sigma2_star, optimal_sigma2(x, t.mean).detach())  # Eq. 10, same pass
+    # The likelihood of this batch is evaluated at this batch's σ²_*.
+    torch.testing.assert_close(t.recon, gaussian_log_prob(x, t.mean, t.sigma2_star.log()))
+    torch.testing.assert_close(loss, -(t.recon - t.kl).mean())
+    model.set_sigma2(t.sigma2_star)  # what run_epoch does: the stored model then gives the same loss
+    assert torch.equal(model.log_sigma2().detach(), t.log_var)
+    adam = TrainConfig(dataset="synthetic", latent_dim=4)  # Algorithm 1's Adam on σ: nothing to store
+    assert OBJECTIVES["sigma"](model, x, adam)[1].sigma2_star is None

@@ -182,7 +182,7 @@ def test_a_nan_loss_is_named_even_without_a_checkpoint(monkeypatch):
 def test_a_run_directory_of_another_config_is_refused_before_any_compute(tmp_path, monkeypatch):
     small = TrainConfig(**{**CFG, "epochs1": 1, "epochs2": 0})
     model, history = train(small, "cpu", tmp_path, data=X, progress=False)
-    monkeypatch.setattr(training, "_epoch", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(training, "run_epoch", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(ValueError, match=r"another config \(seed 0 there, 1 here\): use another --out"):
         train(TrainConfig(**{**CFG, "epochs1": 1, "epochs2": 0, "seed": 1}), "cpu", tmp_path, resume=True)
     with pytest.raises(ValueError, match="already holds a finished run of this config: pass --resume"):
@@ -209,3 +209,32 @@ def test_truncated_checkpoint_and_model_files_are_refused_with_a_remedy(tmp_path
     (tmp_path / "b" / "history.json").write_text('[{"elbo": ')
     with pytest.raises(CorruptFileError, match="history.json is corrupt or truncated"):
         load_run(tmp_path / "b")
+
+
+@pytest.fixture(scope="module")
+def closed_form_reference():
+    """An uninterrupted run with Eq. 10 in stage 1 (σ²_dataset from a pass over the whole set)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    model, history = train(TrainConfig(**CFG, sigma_update="closed_form"), "cpu", data=X, progress=False)
+    torch.set_num_threads(threads)
+    return model.state_dict(), strip(history)
+
+
+@pytest.mark.parametrize("call,variance", [
+    (12, "global"),  # in the last batch of stage 1: resumed before the σ²_dataset pass and the switch
+    (13, "pixel"),  # in the first batch of stage 2: resumed after them, from a partial epoch
+])
+def test_closed_form_resumes_exactly_across_the_stage_switch(tmp_path, monkeypatch, closed_form_reference,
+                                                            call, variance):
+    cfg = TrainConfig(**CFG, sigma_update="closed_form")
+    signal_at(monkeypatch, call, signal.SIGINT)
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, "cpu", tmp_path, data=X, progress=False)
+    ckpt = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert ckpt["variance"] == variance and len(ckpt["history"]) == 2
+    assert ("sigma2_dataset" in ckpt["history"][-1]) == (variance == "pixel")
+    monkeypatch.undo()
+    train(cfg, "cpu", tmp_path, data=X, progress=False, resume=True)
+    assert_same_run(tmp_path, closed_form_reference)
+    assert "sigma2_dataset" in closed_form_reference[1][1]

@@ -92,3 +92,40 @@ def test_torch_em_matches_scikit_learn_on_held_out_points():
     assert q.gmm.converged_ and q.sample(10, seed=0).shape == (10, 5)
     torch.testing.assert_close(torch.from_numpy(q.gmm.score_samples(held_out.double().numpy())).float(),
                                q.log_prob(held_out))
+
+
+@pytest.mark.parametrize("backend", ["torch", "sklearn"])
+def test_saved_qhat_reloads_to_the_same_log_prob_and_samples(tmp_path, backend):
+    qhat = GaussianMixturePrior(2, seed=3, backend=backend).fit(two_blobs())
+    qhat.save(tmp_path / "qhat.pt")
+    saved = torch.load(tmp_path / "qhat.pt", weights_only=True)  # plain tensors, ints and strs
+    assert saved["n_components"] == 2 and saved["seed"] == 3 and saved["backend"] == backend
+    loaded = GaussianMixturePrior.load(tmp_path / "qhat.pt")
+    z = torch.randn(500, 2) * 2
+    assert torch.equal(loaded.log_prob(z), qhat.log_prob(z))
+    assert torch.equal(loaded.sample(300, seed=1), qhat.sample(300, seed=1))
+    assert loaded.backend == backend and loaded.latent_dim == 2
+
+
+class Hostile:
+    """Unpickled, it would create ``path`` (standing for any code a pickle can run)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_a_qhat_file_that_needs_unpickling_is_refused_and_never_run(tmp_path):
+    from sigmavae.runs import CorruptFileError
+
+    marker = tmp_path / "code-ran"
+    torch.save(Hostile(marker), tmp_path / "qhat.pt")
+    with pytest.raises(CorruptFileError, match=rf"refused {tmp_path / 'qhat.pt'}: it is not a plain-tensor "
+                       r"q̂ file .*could run code\. Delete it"):
+        GaussianMixturePrior.load(tmp_path / "qhat.pt")
+    assert not marker.exists()
+    torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")  # loads, but is no q̂
+    with pytest.raises(CorruptFileError, match="not a plain-tensor q̂ file"):
+        GaussianMixturePrior.load(tmp_path / "other.pt")

@@ -1,5 +1,7 @@
 """Algorithm 1 on small data: the stage switch, the floor, reproducibility, save and reload."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -102,3 +104,22 @@ def test_defaults_are_the_appendix_tables():
 def test_bad_config_is_refused(bad, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**bad)
+
+
+def test_closed_form_freezes_eq_10_over_the_whole_training_set_not_the_last_batch():
+    cfg = TrainConfig(**SMALL, epochs1=2, epochs2=0, sigma_update="closed_form")
+    model, history = train(cfg, "cpu", data=X, progress=False)
+    # Eq. 10 from scratch: all 512 images in one pass, one z ~ q(z|x) per image, its noise drawn
+    # as dataset_sigma2 documents (randn(N, D) from a generator seeded with the config's seed).
+    eps = torch.randn(len(X), cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
+    with torch.no_grad():
+        mu, sigma = model.encode(X)
+        mean, _ = model.decode(mu + sigma * eps)
+    want = float((X.double() - mean.double()).square().sum() / X.numel())
+    assert model.sigma2 == pytest.approx(want, rel=1e-5)
+    assert history[-1]["sigma2_dataset"] == model.sigma2
+    last = history[-1]["sigma2_last_batch"]  # what σ² was before: the last mini-batch's Eq. 10
+    assert abs(last - want) > 1e-3 * want
+    # The frozen value is the one stage 2 starts from, with its floor.
+    two, h2 = train(TrainConfig(**{**dataclasses.asdict(cfg), "epochs2": 1}), "cpu", data=X, progress=False)
+    assert h2[1]["sigma2_dataset"] == model.sigma2 and two.floor == pytest.approx(0.5 * model.sigma2)

@@ -1,0 +1,69 @@
+"""The claim rule on hand-made numbers: a difference counts beyond twice its standard error."""
+
+import math
+
+import pytest
+
+from sigmavae.claims import Estimate, all_of, between, exact, greater, positive, verdict, within
+
+
+def test_estimate_across_seeds_and_from_one_estimator():
+    three = Estimate([1.0, 2.0, 3.0], [0.1, 0.1, 0.1])
+    assert three.mean == 2.0 and three.std == pytest.approx(1.0)
+    assert three.se == pytest.approx(1.0 / math.sqrt(3))  # seeds: std / √n (includes estimator noise)
+    assert three.stderr == pytest.approx(math.sqrt(3 * 0.01) / 3)
+    one = Estimate([5.0], [0.5])
+    assert one.std is None and one.se == 0.5  # one seed: the estimator's error
+    assert Estimate([5.0]).se is None
+    assert three.to_json() == {"mean": 2.0, "std": pytest.approx(1.0), "values": [1.0, 2.0, 3.0],
+                               "stderr": pytest.approx(0.0577, abs=1e-4), "stderr_per_seed": [0.1] * 3}
+    assert "std" in Estimate([1.0]).to_json() and Estimate([1.0]).to_json()["std"] is None
+
+
+def test_differences_of_independent_estimates_add_their_variances():
+    d = Estimate([3.0], [0.3]) - Estimate([1.0], [0.4])
+    assert d.values == (2.0,) and d.se == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("margin, se, want", [
+    (1.01, 0.5, "holds"), (0.99, 0.5, "unresolved"), (-0.99, 0.5, "unresolved"), (-1.01, 0.5, "fails"),
+    (0.1, 0.0, "holds"), (5.0, None, "unresolved"), (float("nan"), 1.0, "unresolved"),
+])
+def test_the_rule_at_its_edges(margin, se, want):
+    assert verdict(margin, se) == want
+
+
+def test_a_table_where_ours_wins_clearly_loses_clearly_or_cannot_tell():
+    ours, other = Estimate([100.0, 102.0, 98.0]), Estimate([90.0, 91.0, 89.0])
+    win = greater("ours beats the other", ours, other, "nats")
+    assert win.verdict == "holds" and win.margin == pytest.approx(10.0) and win.basis == "3 seeds"
+    assert greater("the other beats ours", other, ours).verdict == "fails"
+    noisy = Estimate([100.0, 80.0, 120.0])
+    tie = greater("ours beats a noisy other", ours, noisy)
+    assert tie.verdict == "unresolved" and "3 seeds" in tie.margin_text()
+
+
+def test_one_seed_says_so_and_uses_the_estimator():
+    c = greater("x", Estimate([10.0], [1.0]), Estimate([7.0], [1.0]))
+    assert c.verdict == "holds" and c.basis == "1 seed, estimator error only"  # 3 > 2·√2
+    c = greater("x", Estimate([10.0], [1.0]), Estimate([8.0], [1.0]))
+    assert c.verdict == "unresolved"  # 2 < 2·√2
+    assert positive("σ² is positive", Estimate([0.03])).verdict == "unresolved"  # no error estimate
+
+
+def test_all_of_fails_on_one_and_reports_the_weakest():
+    parts = [positive("a", Estimate([5.0], [1.0])), positive("b", Estimate([3.0], [1.0]))]
+    assert all_of("all", parts).verdict == "holds" and all_of("all", parts).margin == 3.0
+    parts.append(positive("c", Estimate([-3.0], [1.0])))
+    assert all_of("all", parts).verdict == "fails" and all_of("all", parts).margin == -3.0
+    assert all_of("all", parts[:2] + [positive("d", Estimate([1.0], [1.0]))]).verdict == "unresolved"
+
+
+def test_within_and_between_measure_the_distance_to_the_bound():
+    c = within("|d| < 1", Estimate([-0.2], [0.1]), 1.0)
+    assert c.margin == pytest.approx(0.8) and c.verdict == "holds"
+    assert within("|d| < 1", Estimate([1.5], [0.1]), 1.0).verdict == "fails"
+    b = between("0.01 < σ² < 0.1", Estimate([0.035, 0.04, 0.03]), 0.01, 0.1)
+    assert b.margin == pytest.approx(0.025) and b.verdict == "holds"
+    assert between("0.01 < σ² < 0.1", Estimate([0.2, 0.21, 0.19]), 0.01, 0.1).verdict == "fails"
+    assert exact(2.0, 3).se == 0.0

@@ -1,0 +1,120 @@
+"""The experiment layer: parameters checked once and labelled by what they are, each model, q̂ and
+score computed once, and each artefact's numbers and verdicts saved with their uncertainty."""
+
+import dataclasses
+import json
+
+import pytest
+
+from sigmavae import experiments, reports
+from sigmavae.cache import Store
+from sigmavae.experiments import PROFILES, resolve
+
+
+def test_a_profile_is_named_only_when_the_values_are_its_own():
+    assert resolve("table2", profile="quick").profile == "quick"
+    assert resolve("table2", profile="quick", epochs1=3, device="cpu").profile == "quick"  # same values
+    custom = resolve("table2", {"profile": "paper", "dataset": "fashion_mnist", "epochs1": 1, "epochs2": 1})
+    assert custom.profile == "custom"
+    assert custom.differences == ("dataset = 'fashion_mnist' (paper: 'mnist')", "epochs1 = 1 (paper: 16)",
+                                  "epochs2 = 1 (paper: 14)")
+    assert "custom (dataset = 'fashion_mnist'" in reports.header(custom)
+    # asked for "paper" but every value is smoke's: the label follows the values
+    assert resolve("table3", profile="paper", **PROFILES["smoke"]).profile == "smoke"
+
+
+def test_artefact_defaults_apply_where_the_profile_is_silent():
+    assert resolve("table1", profile="quick").latent_dim == 2
+    assert resolve("table3", profile="quick").n_samples == 500
+    assert resolve("table3", profile="smoke").n_samples == 50  # the profile's own value wins
+    assert resolve("table2", profile="paper").seeds == (0, 1, 2)
+    assert resolve("table2", profile="quick", seeds="[0, 1]").seeds == (0, 1)  # papermill's -p string
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("epochs1", "3", "epochs1 = '3' is a str, expected int"),
+    ("epochs1", 3.0, "expected int"),
+    ("latent_dim", True, "is a bool, expected int"),
+    ("data_root", 5, "expected str or None"),
+    ("components", 0, "components = 0 must be >= 1"),
+    ("epochs2", -1, "epochs2 = -1 must be >= 0"),
+    ("dataset", "cifar", "dataset = 'cifar' is not one of mnist, fashion_mnist"),
+    ("fid", "kid", "fid = 'kid' is not one of classifier, inception"),
+    ("sigma_update", "adam", "sigma_update = 'adam' is not one of sigma, log_sigma, closed_form"),
+    ("components_list", [8, "16"], "must be a non-empty list of ints >= 1"),
+    ("seeds", "0, 1", "seeds = '0, 1' must be a non-empty list"),
+    ("profile", "fast", "profile = 'fast' is not one of smoke, quick, paper"),
+])
+def test_bad_parameters_are_refused_with_the_fix(name, value, match):
+    with pytest.raises(ValueError, match=match) as err:
+        resolve("table2", {name: value, "unrelated": object()})
+    assert "-p epochs1 3" in str(err.value)  # says how to pass them
+
+
+def test_the_old_single_seed_parameter_is_refused_with_the_new_name():
+    with pytest.raises(ValueError, match="the parameter is `seeds`"):
+        resolve("table2", {"seed": 1})
+
+
+def test_table1_needs_a_2d_latent_before_training(tmp_path):
+    p = resolve("table1", profile="smoke", latent_dim=16, cache_dir=str(tmp_path), device="cpu")
+    with pytest.raises(ValueError, match="latent_dim must be 2"):
+        experiments.table1(p)
+    assert not any(tmp_path.iterdir())
+
+
+def test_table4_refuses_more_components_than_points_before_training(tmp_path):
+    p = resolve("table4", profile="smoke", components_list=[4, 10**6], cache_dir=str(tmp_path), device="cpu")
+    with pytest.raises(ValueError, match="only .* fitting points"):
+        experiments.table4(p)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_models_are_declared_per_artefact():
+    p = {a: resolve(a, profile="paper") for a in experiments.ARTEFACTS}
+    assert len(experiments.required_configs(["table1"], p)) == 7 * 3  # the sweep, three seeds
+    assert len(experiments.required_configs(["table1", "figure1"], p)) == 21  # shared, counted once
+    # Table 3's five and Table 2's five share ours (both stages), VAE, β-VAE and DIP-VAE
+    assert len(experiments.required_configs(["table2", "table3", "figure3_4"], p)) == 6 * 3
+
+
+def test_a_second_request_computes_nothing(tmp_path):
+    p = resolve("table3", dataset="synthetic", latent_dim=2, epochs1=1, epochs2=0, seeds=[0],
+                n_samples=20, iwae_k=3, components=2, kl_samples=200, kl_runs=3,
+                cache_dir=str(tmp_path), device="cpu", progress=False)
+    config = p.config("vae", seed=0)
+    first = Store(cache_dir=tmp_path, device="cpu", progress=False)
+    iwae = experiments.iwae_score(first, config, p, 0)
+    kl = experiments.kl_score(first, config, p, 0)
+    assert dict(first.computed) == {"model": 1, "qhat": 1, "iwae": 1, "kl": 1}
+    again = Store(cache_dir=tmp_path, device="cpu", progress=False)  # a new process, as another notebook
+    assert experiments.iwae_score(again, config, p, 0) == iwae
+    assert experiments.kl_score(again, config, p, 0) == kl
+    assert not again.computed
+    experiments.iwae_score(again, config, dataclasses.replace(p, iwae_k=4), 0)
+    assert dict(again.computed) == {"iwae": 1}  # other settings: computed; q̂ and model reused
+
+
+def test_outcomes_are_saved_with_seeds_spreads_and_verdicts(tmp_path, monkeypatch):
+    from sigmavae.claims import Estimate, greater
+
+    glued = {}
+    import myst_nb
+
+    monkeypatch.setattr(myst_nb, "glue", lambda key, value, display: glued.setdefault(key, value))
+    p = resolve("table3", profile="quick", seeds=[0, 1])
+    a, b = Estimate([10.0, 12.0], [1.0, 1.0]), Estimate([1.0, 2.0], [1.0, 1.0])
+    o = experiments.Outcome("table3", p, {"x": {"ours": a}}, [greater("ours beats the other", a, b)],
+                            headline={"ours": a.text(1)})
+    table = reports.publish(o, tmp_path)
+    saved = json.loads((tmp_path / "table3-mnist.json").read_text())
+    assert saved["seeds"] == [0, 1] and saved["profile"] == "custom"
+    assert saved["differences"] == ["seeds = (0, 1) (quick: (0,))"]
+    assert saved["numbers"]["x"]["ours"] == {"mean": 11.0, "std": pytest.approx(1.414, abs=1e-3),
+                                             "values": [10.0, 12.0], "stderr": pytest.approx(0.707, abs=1e-3),
+                                             "stderr_per_seed": [1.0, 1.0]}
+    claim = saved["claims"][0]
+    assert claim["verdict"] == "holds" and claim["margin"] == 9.5 and claim["basis"] == "2 seeds"
+    assert glued["claim0"] == "holds" and glued["claim0_text"] == "ours beats the other"
+    assert "2 seeds" in glued["claim0_margin"] and glued["ours"] == "11.0 ± 1.4"
+    assert list(table["verdict"]) == ["holds"]
