@@ -147,17 +147,23 @@ class Store:
                       f"{c.epochs1} + {c.epochs2} epochs", flush=True)
             self.model(c)
 
-    def qhat(self, config: TrainConfig, components: int, seed: int):
+    def qhat(self, config: TrainConfig, components: int, seed: int, points: int | None = None):
         """q̂ (Eq. 13) of ``config``'s model: ``components`` Gaussians fitted on one posterior
-        sample per training image (drawn with ``seed``). Fitted once, then read back."""
+        sample per training image (drawn with ``seed``), or per image of a seeded random subset of
+        ``points`` images (CelebA: 50k, as the paper's Table 4 text). Fitted once, then read back."""
         from .sampling import GaussianMixturePrior, fit_aggregate_posterior
 
-        path = self.run_dir(config) / f"qhat-{components}-seed{seed}.pt"
+        subset = points is not None and points < len(self.images(config.dataset, "train"))
+        name = f"qhat-{components}-seed{seed}" + (f"-n{points}" if subset else "")
+        path = self.run_dir(config) / f"{name}.pt"
         if path not in self._qhats:
             if path.is_file():
                 self._qhats[path] = GaussianMixturePrior.load(path)
             else:
                 x = self.images(config.dataset, "train")
+                if subset:
+                    g = torch.Generator().manual_seed(seed)
+                    x = x[torch.randperm(len(x), generator=g)[:points].to(x.device)]
                 if components > len(x):
                     raise ValueError(f"cannot fit {components} mixture components to {len(x)} "
                                      "training images; use fewer components")

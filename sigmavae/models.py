@@ -1,4 +1,4 @@
-"""The networks of appendix B.1 (MNIST, Fashion-MNIST: 28×28×1) and B.2 (CelebA: 64×64×3), and
+"""The networks of appendix B.1 (MNIST, Fashion-MNIST: 28×28×1) and B.2 (CelebA: 128×128×3), and
 the VAE that joins an encoder, a decoder and the decoder's variance.
 
 Shapes are written channels-last in the paper (H×W×C) and channels-first here ([B, C, H, W]).
@@ -26,21 +26,21 @@ Every layer size is the paper's. Where we deviate, it is written down here, with
    pixel's log-likelihood at 10.6 nats) that keeps r²/σ² and Adam's squared gradients inside fp32.
    It only matters with the floor switched off; Algorithm 1's floor is orders of magnitude above.
 
-Appendix B.2 (CelebA) is internally inconsistent: its encoder takes 128×128 images, its decoder
-emits 64×64×3 from strides that multiply to 128, its variance network emits 128×128×1, and its
-"TransposedConv 4×4 stride 1" maps 1×1 to 1×1. We keep every layer's kind, width (channel count)
-and kernel size, and make the shapes agree for 64×64×3 images (see :mod:`sigmavae.data`, CelebA):
+Appendix B.2 (CelebA) is taken as printed, at 128×128×3 (appendix A.2 resizes to 128×128, the
+encoder takes 128×128×3, the decoder's strides multiply to 128 and the variance network ends at
+128×128×1; only the decoder's last line prints "64×64×3", the odd one out). TensorFlow's 'SAME'
+transposed convolutions (output = input × stride) are :class:`SameConvTranspose2d`:
 
-9. Encoder: six 4×4 convs 32-64-128-256-512-1024 with leaky ReLU; stride 2 'same' for the first
-   five (64→2), and the last one 'valid' with a 2×2 kernel (2→1) where the paper has 4×4 on 4×4.
-   Then FC_512, and FC_dz heads for μ and σ (σ through softplus, as deviation 1).
-10. Decoder: FC_256, leaky ReLU, Conv_4096 1×1 on the 1×1×256 map, then transposed 4×4 convs
-   1024 (stride 1, 'valid': 1→4), 512, 256, 128 (stride 2 each: 4→8→16→32) with batch norm and
-   leaky ReLU, and 3 (stride 2: 32→64). A sigmoid maps the mean into [0, 1] like B.1's decoder
-   (B.2 prints none).
-11. Variance network: reads the decoder's 512-channel map (8×8 here, 4×4 in the paper) and applies
-   transposed 4×4 convs 256, 128 (stride 2, leaky ReLU) and 1 (stride 2) → 64×64×1, one variance
-   per pixel shared by the three colour channels, through B.1's sigmoid.
+9. Encoder: five 4×4 stride-2 'same' convs 32-64-128-256-512 (128→4) and Conv_1024 4×4 stride 2
+   'valid' (4→1), leaky ReLU after each, FC_512, and the FC_dz heads (σ through softplus, as
+   deviation 1): exactly as printed.
+10. Decoder: FC_256, leaky ReLU, Conv_4096 1×1 on the 1×1×256 map, transposed 4×4 convs 1024
+   (stride 1: 1→1, TF's 'same' crops the 4×4 result to its centre pixel), 512, 256, 128 (stride 4:
+   1→4→16→64), each with batch norm and leaky ReLU, and 3 (stride 2: 64→128). A sigmoid maps the
+   mean into [0, 1] like B.1's decoder (B.2 prints none): the one deviation.
+11. Variance network: reads the decoder's 4×4×512 map, transposed 4×4 convs 256, 128 (stride 4,
+   leaky ReLU) and 1 (stride 2) → 128×128×1, one variance per pixel shared by the three colour
+   channels, through B.1's sigmoid: as printed.
 """
 
 from __future__ import annotations
@@ -127,16 +127,36 @@ class VarianceNet(nn.Module):
         return self.net(features)
 
 
+class SameConvTranspose2d(nn.Module):
+    """TensorFlow's ``conv2d_transpose`` with 'SAME' padding: output = input × stride. Torch's
+    ConvTranspose2d gives (input - 1)·stride + kernel; 'SAME' removes kernel - stride of that,
+    ⌊(kernel - stride)/2⌋ before and the rest after (B.2's 4×4 stride-1 layer: 1 before, 2 after)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 4, stride: int = 1):
+        super().__init__()
+        extra = max(kernel - stride, 0)
+        pad = extra // 2 if extra % 2 == 0 else 0
+        self.conv = nn.ConvTranspose2d(cin, cout, kernel, stride=stride, padding=pad)
+        self.crop = extra // 2 if extra % 2 else 0  # odd total: torch pads symmetrically only
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        if self.crop:
+            h, w = x.shape[-2] * self.conv.stride[0], x.shape[-1] * self.conv.stride[1]
+            y = y[..., self.crop:self.crop + h, self.crop:self.crop + w]
+        return y
+
+
 class CelebAEncoder(nn.Module):
-    """q_φ(z|x) for 64×64×3 images, appendix B.2 with deviation 9."""
+    """q_φ(z|x) for 128×128×3 images, appendix B.2 as printed (deviation 9)."""
 
     def __init__(self, latent_dim: int = 256, in_channels: int = 3):
         super().__init__()
         widths = [in_channels, 32, 64, 128, 256, 512]
         layers = []
-        for cin, cout in zip(widths[:-1], widths[1:], strict=True):
+        for cin, cout in zip(widths[:-1], widths[1:], strict=True):  # 'same', stride 2: 128 → 4
             layers += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-        layers += [nn.Conv2d(512, 1024, 2), nn.LeakyReLU(0.2)]  # 2×2 → 1×1
+        layers += [nn.Conv2d(512, 1024, 4, stride=2), nn.LeakyReLU(0.2)]  # 'valid': 4×4 → 1×1
         self.conv = nn.Sequential(*layers)
         self.fc = nn.Linear(1024, 512)
         self.fc_mu = nn.Linear(512, latent_dim)
@@ -147,51 +167,51 @@ class CelebAEncoder(nn.Module):
         return self.fc_mu(h), F.softplus(self.fc_sigma(h)) + 1e-6
 
 
-def _up(cin: int, cout: int, batch_norm: bool = True) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)]
+def _up(cin: int, cout: int, stride: int, batch_norm: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [SameConvTranspose2d(cin, cout, 4, stride)]
     if batch_norm:
         layers.append(nn.BatchNorm2d(cout))
     return layers + [nn.LeakyReLU(0.2)]
 
 
 class CelebADecoder(nn.Module):
-    """g_θ(z) for 64×64×3 images, appendix B.2 with deviation 10."""
+    """g_θ(z) for 128×128×3 images, appendix B.2 as printed, with a sigmoid (deviation 10)."""
 
     def __init__(self, latent_dim: int = 256, out_channels: int = 3):
         super().__init__()
         self.fc = nn.Linear(latent_dim, 256)
-        self.to_8x8 = nn.Sequential(
+        self.to_4x4 = nn.Sequential(
             nn.Conv2d(256, 4096, 1),
-            nn.ConvTranspose2d(4096, 1024, 4), nn.BatchNorm2d(1024), nn.LeakyReLU(0.2),  # 1→4
-            *_up(1024, 512),  # → 8×8×512, read by the variance network
+            *_up(4096, 1024, 1),  # 1×1×1024
+            *_up(1024, 512, 4),  # → 4×4×512, read by the variance network
         )
         self.to_image = nn.Sequential(
-            *_up(512, 256), *_up(256, 128),  # → 32×32×128
-            nn.ConvTranspose2d(128, out_channels, 4, stride=2, padding=1),  # → 64×64×3
+            *_up(512, 256, 4), *_up(256, 128, 4),  # → 16×16×256 → 64×64×128
+            SameConvTranspose2d(128, out_channels, 4, 2),  # → 128×128×3
             nn.Sigmoid(),
         )
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
-        return self.to_8x8(F.leaky_relu(self.fc(z), 0.2).view(-1, 256, 1, 1))
+        return self.to_4x4(F.leaky_relu(self.fc(z), 0.2).view(-1, 256, 1, 1))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.to_image(self.features(z))
 
 
 class CelebAVarianceNet(nn.Module):
-    """Logit of v_θ(z) ∈ (0, 1)^{64×64}, appendix B.2 with deviation 11."""
+    """Logit of v_θ(z) ∈ (0, 1)^{128×128}, appendix B.2 as printed (deviation 11)."""
 
     def __init__(self, channels: int = 3):  # one variance per pixel, shared by the channels
         super().__init__()
-        self.net = nn.Sequential(*_up(512, 256, False), *_up(256, 128, False),
-                                 nn.ConvTranspose2d(128, 1, 4, stride=2, padding=1))
+        self.net = nn.Sequential(*_up(512, 256, 4, False), *_up(256, 128, 4, False),
+                                 SameConvTranspose2d(128, 1, 4, 2))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features)
 
 
-# image size → (encoder, decoder, variance network): B.1 for 28×28, B.2 for 64×64.
-ARCHITECTURES = {28: (Encoder, Decoder, VarianceNet), 64: (CelebAEncoder, CelebADecoder, CelebAVarianceNet)}
+# image size → (encoder, decoder, variance network): B.1 for 28×28, B.2 for 128×128.
+ARCHITECTURES = {28: (Encoder, Decoder, VarianceNet), 128: (CelebAEncoder, CelebADecoder, CelebAVarianceNet)}
 
 VARIANCES = ("fixed", "global", "pixel")
 MIN_VARIANCE = 1e-10  # deviation 8
@@ -282,4 +302,5 @@ class VAE(nn.Module):
         # Deviation 7: start at σ²_k(z) ≈ σ²_dataset, where stage 1 ended.
         v0 = max(self.sigma2 - self.floor, MIN_VARIANCE)
         with torch.no_grad():
-            self.variance_net.net[-1].bias.fill_(math.log(v0) - math.log1p(-v0))  # logit(v0)
+            last = self.variance_net.net[-1]
+            getattr(last, "conv", last).bias.fill_(math.log(v0) - math.log1p(-v0))  # logit(v0)

@@ -27,8 +27,8 @@ def test_loading_uses_the_partition_file_and_caches(tmp_path):
     folder = make_celeba(tmp_path)
     train = load_dataset("celeba", "train", root=tmp_path, dtype=torch.uint8)
     test = load_dataset("celeba", "test", root=tmp_path)
-    assert train.shape == (10, 3, 64, 64) and train.dtype == torch.uint8  # partitions 0 and 1
-    assert test.shape == (2, 3, 64, 64) and test.dtype == torch.float32
+    assert train.shape == (10, 3, 128, 128) and train.dtype == torch.uint8  # partitions 0 and 1
+    assert test.shape == (2, 3, 128, 128) and test.dtype == torch.float32
     assert 0 <= float(test.min()) and float(test.max()) <= 1
     for f in folder.iterdir():  # the cache alone serves later loads
         f.unlink()
@@ -56,14 +56,37 @@ def test_one_training_step_of_the_b2_networks(tmp_path):
         cfg = TrainConfig(dataset="celeba", method=method, latent_dim=256)
         model = build_model(cfg)
         if method == "sigma":
-            model.start_pixel_variance(0.5)  # the stage-2 network, with its 64×64×1 variance
+            model.start_pixel_variance(0.5)  # the stage-2 network, with its 128×128×1 variance
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         loss, t = OBJECTIVES[method](model, x, cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        assert torch.isfinite(loss) and t.mean.shape == (3, 3, 64, 64)
+        assert torch.isfinite(loss) and t.mean.shape == (3, 3, 128, 128)
         assert t.mu.shape == (3, 256)
         if method == "sigma":
-            assert t.log_var.shape == (3, 1, 64, 64)
+            assert t.log_var.shape == (3, 1, 128, 128)
             assert all(p.grad is not None for p in model.variance_net.parameters())
+
+
+def test_the_b2_networks_have_the_printed_shapes_and_size():
+    """Appendix B.2 as printed: 128×128×3 in, the decoder's 4×4×512 map, 128×128 out, and as
+    many decoder parameters as the printed layers imply (FC_256, Conv_4096 1×1, then 4×4
+    transposed convs 1024, 512, 256, 128 with batch norm, and 3)."""
+    from sigmavae.models import VAE, SameConvTranspose2d
+
+    model = VAE(256, 3, variance="pixel", floor=0.01, image_size=128)
+    z = torch.randn(2, 256)
+    features = model.decoder.features(z)
+    assert features.shape == (2, 512, 4, 4)
+    mean, log_var = model.decode(z)
+    assert mean.shape == (2, 3, 128, 128) and log_var.shape == (2, 1, 128, 128)
+    assert model.encode(torch.rand(2, 3, 128, 128))[0].shape == (2, 256)
+    decoder = sum(p.numel() for p in model.decoder.parameters())
+    printed = [(256, 256, 1), (256, 4096, 1), (4096, 1024, 16), (1024, 512, 16), (512, 256, 16),
+               (256, 128, 16), (128, 3, 16)]  # (in, out, kernel taps)
+    bn = 2 * (1024 + 512 + 256 + 128)
+    assert decoder == sum(i * o * k + o for i, o, k in printed) + bn  # 79.2M
+    # TF 'SAME' transposed convolutions: output = input × stride, for B.2's three kinds
+    for stride, size in ((1, 1), (1, 5), (2, 4), (4, 4)):
+        assert SameConvTranspose2d(2, 3, 4, stride)(torch.zeros(1, 2, size, size)).shape[-1] == size * stride

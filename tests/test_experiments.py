@@ -16,9 +16,13 @@ def test_a_profile_is_named_only_when_the_values_are_its_own():
     assert resolve("table2", profile="quick", epochs1=3, device="cpu").profile == "quick"  # same values
     custom = resolve("table2", {"profile": "paper", "dataset": "fashion_mnist", "epochs1": 1, "epochs2": 1})
     assert custom.profile == "custom"
-    assert custom.differences == ("dataset = 'fashion_mnist' (paper: 'mnist')", "epochs1 = 1 (paper: 16)",
-                                  "epochs2 = 1 (paper: 14)")
-    assert "custom (dataset = 'fashion_mnist'" in reports.header(custom)
+    assert custom.differences == ("epochs1 = 1 (paper: 16)", "epochs2 = 1 (paper: 14)")
+    header = reports.header(custom)
+    assert "custom (epochs1 = 1 (paper: 16); epochs2 = 1 (paper: 14)): fashion_mnist" in header
+    assert resolve("table2", profile="quick", dataset="fashion_mnist").profile == "quick"  # any dataset
+    celeba = resolve("table3", profile="paper", dataset="celeba")  # appendix B.2 where the profile is silent
+    assert (celeba.profile, celeba.latent_dim, celeba.epochs1, celeba.epochs2, celeba.components,
+            celeba.qhat_points) == ("paper", 256, 75, 20, 500, 50_000)
     # asked for "paper" but every value is smoke's: the label follows the values
     assert resolve("table3", profile="paper", **PROFILES["smoke"]).profile == "smoke"
 
@@ -39,7 +43,7 @@ def test_artefact_defaults_apply_where_the_profile_is_silent():
     ("components", 0, "components = 0 must be >= 1"),
     ("epochs2", -1, "epochs2 = -1 must be >= 0"),
     ("dataset", "cifar", "dataset = 'cifar' is not one of mnist, fashion_mnist"),
-    ("fid", "kid", "fid = 'kid' is not one of classifier, inception"),
+    ("fid", "kid", "fid = 'kid' is not one of auto, classifier, inception"),
     ("sigma_update", "adam", "sigma_update = 'adam' is not one of sigma, log_sigma, closed_form"),
     ("components_list", [8, "16"], "must be a non-empty list of ints >= 1"),
     ("seeds", "0, 1", "seeds = '0, 1' must be a non-empty list"),
