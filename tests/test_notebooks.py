@@ -64,3 +64,26 @@ def test_two_seeds_give_per_seed_values_and_their_std(tmp_path, monkeypatch, sha
     mean = sum(auroc["values"]) / 2
     assert auroc["std"] == pytest.approx(abs(auroc["values"][0] - mean) * 2 ** 0.5)
     assert all(c["basis"] == "2 seeds" for c in saved["claims"])
+
+
+def test_celeba_through_a_notebook_with_appendix_b2_settings(tmp_path, monkeypatch):
+    from test_celeba import make_celeba
+
+    monkeypatch.setenv("SIGMAVAE_CACHE", str(tmp_path / "cache"))
+    make_celeba(tmp_path, n=12)
+    path = ROOT / "notebooks" / "figure3_4.ipynb"
+    params = {"profile": "smoke", "dataset": "celeba", "data_root": str(tmp_path),
+              "results_dir": str(tmp_path)}
+    papermill.execute_notebook(str(path), str(tmp_path / path.name), progress_bar=False,
+                               kernel_name="python3", parameters=params)
+    saved = json.loads((tmp_path / "figure3_4-celeba.json").read_text())
+    assert saved["profile"] == "smoke"  # the smoke settings, on CelebA
+    p = saved["parameters"]
+    assert (p["latent_dim"], p["qhat_points"], p["epochs1"], p["components"]) == (256, 50_000, 1, 4)
+    config = json.loads(next((tmp_path / "cache" / "runs").glob("celeba-sigma-*/config.json")).read_text())
+    assert config["latent_dim"] == 256
+    table2 = ROOT / "notebooks" / "table2.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError, match="CelebA's FID needs Inception"):
+        papermill.execute_notebook(str(table2), str(tmp_path / "t2.ipynb"), progress_bar=False,
+                                   kernel_name="python3", parameters={**params, "fid": "classifier"})
+    assert len(list((tmp_path / "cache" / "runs").glob("celeba-*/model.pt"))) == 1  # table2 trained nothing
