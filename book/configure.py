@@ -8,8 +8,14 @@ only when the book knows where the repository lives:
 
 ``make book`` does this with ``REPO_URL`` (default: the git remote ``origin``, if any).
 Without a URL the config is printed unchanged and the pages have no launch buttons.
+
+With a URL it also writes it into every notebook's install cell (``REPO_URL = "..."``, in
+``notebooks/*.ipynb`` and their twins), so that a notebook opened on Colab installs sigmavae from
+that repository (``pip install git+URL``, keeping Colab's torch). Commit the notebooks afterwards:
+Colab opens them from GitHub.
 """
 
+import re
 import sys
 from pathlib import Path
 
@@ -28,5 +34,24 @@ def config(repo_url: str = "", branch: str = "main") -> dict:
     return cfg
 
 
+def set_repo_url(url: str, notebooks: Path = ROOT / "notebooks") -> list[Path]:
+    """Write ``REPO_URL = "<url>"`` into the install cell of each notebook and twin; the changed files."""
+    url = url.strip().removesuffix(".git").replace("git@github.com:", "https://github.com/")
+    line = re.compile(r'REPO_URL = \\?"[^"\\]*\\?"')
+    changed = []
+    for path in sorted(notebooks.glob("*.ipynb")) + sorted(notebooks.glob("py/*.py")):
+        text = path.read_text()
+        quote = '\\"' if path.suffix == ".ipynb" else '"'  # inside JSON strings quotes are escaped
+        replacement = f"REPO_URL = {quote}{url}{quote}"
+        new = line.sub(lambda _, r=replacement: r, text, count=1)
+        if new != text:
+            path.write_text(new)
+            changed.append(path)
+    return changed
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1].strip():
+        for path in set_repo_url(sys.argv[1]):
+            print(f"configure: {path.relative_to(ROOT)} now installs from {sys.argv[1]}", file=sys.stderr)
     print(yaml.safe_dump(config(*sys.argv[1:]), sort_keys=False, allow_unicode=True), end="")

@@ -556,6 +556,13 @@ def table3(p: Params, store: Store | None = None) -> Outcome:
                 for col, q in (("prior", "prior"), ("qhat", "qhat"))}
     headline |= {f"paper_{k}_qhat": ref.get(n, (math.nan, math.nan))[1] for k, n in (
         ("pixel", "ours, pixel σ²"), ("dataset", "ours, dataset σ²"), ("vae", "VAE"))}
+    # What Algorithm 1's floor allows: our bound, and the one the paper's own dataset row implies
+    d = math.prod(store.images(p.dataset, "test").shape[1:])
+    s2 = by["sigma2"]["ours, pixel σ²"].mean
+    headline |= {"d": d, "sigma2_dataset": s2, "floor_bound": paper.floor_bound(d, s2 / 2)}
+    if ref:
+        implied = paper.implied_sigma2(ref["ours, dataset σ²"][1], d)
+        headline |= {"paper_implied_sigma2": implied, "paper_floor_bound": paper.floor_bound(d, implied / 2)}
     return Outcome("table3", p, {**by, "paper": ref}, paper.table3_claims(by["qhat"], by["gain"]),
                    headline=headline)
 
@@ -603,8 +610,18 @@ def table4(p: Params, store: Store | None = None) -> Outcome:
                 "fid_largest_m": by["fid"][ms[-1]].text(1), "largest_m": ms[-1],
                 "fid_kind": fid_kind(store, p),
                 "paper_celeba_500": paper.TABLE4[500], "paper_celeba_2000": paper.TABLE4[2000]}
+    from .fid import generate
+    from .sampling import StandardNormalPrior
+
+    seed = p.seeds[0]
+    config = ours_model(p, seed)["ours"]
+    model = store.model(config)
+    shown = sorted({ms[0], reference, ms[-1]})
+    grids = {f"q̂, M = {m}": generate(model, store.qhat(config, m, seed, p.qhat_points), 64, seed)
+             for m in shown}
+    grids["prior"] = generate(model, StandardNormalPrior(model.latent_dim), 64, seed)
     return Outcome("table4", p, {**by, "fid_prior": est["prior"], "fid_kind": fid_kind(store, p)}, claims,
-                   headline=headline)
+                   headline=headline, figures={"samples": {"ours": grids}})
 
 
 # ----------------------------------------------------------------------------- Figures 3-4

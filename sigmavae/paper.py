@@ -6,6 +6,8 @@ decide (by the rule of :mod:`sigmavae.claims`), :mod:`sigmavae.reports` shows.
 
 from __future__ import annotations
 
+import math
+
 from .claims import Claim, Estimate, all_of, between, greater, positive, within
 
 # Table 1 (MNIST, 2-d latent): KL(q̂‖p) mean ± std for each σ²; 0.035 is the learned one.
@@ -27,6 +29,19 @@ TABLE3 = {
 }
 # Table 4 (CelebA): FID against the number of mixture components.
 TABLE4 = {500: 79.9, 1000: 79.2, 2000: 78.4, 10000: 73.1}
+
+def floor_bound(d: int, floor: float) -> float:
+    """The most log p(x|z) can be with every σ²_k ≥ ``floor`` (Algorithm 1): a perfect mean and
+    σ²_k = floor in all d pixels gives -(d/2)·log(2π·floor) nats, and IWAE ≤ that + log p(z)/q."""
+    return -0.5 * d * math.log(2 * math.pi * floor)
+
+
+def implied_sigma2(log_likelihood: float, d: int) -> float:
+    """The global σ² that makes Eq. 9's likelihood term equal ``log_likelihood`` when σ² is the
+    mean squared error (Eq. 10): -(d/2)(log 2πσ² + 1) = ll. Read off the paper's "dataset σ²"
+    row of Table 3 it gives the σ²_dataset, and so the floor ½σ²_dataset, its numbers imply."""
+    return math.exp(-2 * log_likelihood / d - 1) / (2 * math.pi)
+
 
 # Table 1 / Figure 1: the six fixed σ² of the sweep (appendix C lists them); ours learns the seventh.
 SWEEP_SIGMA2 = (1.0, 0.5, 0.1, 0.05, 0.02, 0.01)

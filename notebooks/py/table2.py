@@ -38,14 +38,25 @@ cache_dir = None  # models, q̂ and scores (None: $SIGMAVAE_CACHE or ~/.cache/si
 results_dir = "results"  # where this notebook writes its numbers as JSON
 
 # %% tags=["hide-cell"]
+import importlib.metadata
 import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 
-if importlib.util.find_spec("sigmavae") is None:  # e.g. on Colab: install the library first
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    os.environ.get("SIGMAVAE_PIP", "sigmavae")], check=True)
+REPO_URL = ""  # set by `make book REPO_URL=...`: the repository Colab installs sigmavae from
+if importlib.util.find_spec("sigmavae") is None:  # e.g. on Colab: install the library first,
+    spec = os.environ.get("SIGMAVAE_PIP") or (f"git+{REPO_URL}" if REPO_URL else "sigmavae")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as pins:  # keeping this torch
+        for name in ("torch", "torchvision"):
+            try:
+                pins.write(f"{name}=={importlib.metadata.version(name)}\n")
+            except importlib.metadata.PackageNotFoundError:
+                pass
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", pins.name, spec], check=True)
+if "google.colab" in sys.modules and download is None:
+    download = True  # Colab: torchvision fetches the data, pytorch-fid its Inception weights
 
 # %%
 from sigmavae import experiments, reports
