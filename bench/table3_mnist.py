@@ -28,13 +28,15 @@ from sigmavae import paper
 
 _T3 = paper.TABLE3["mnist"]  # IWAE LL with prior / with q̂
 PAPER = {"a": _T3["ours, dataset σ²"], "b": _T3["ours, pixel σ²"], "b0": _T3["ours, pixel σ²"],
-         "c": _T3["VAE"], "d": _T3["β-VAE"], "a60": _T3["ours, dataset σ²"], "b60": _T3["ours, pixel σ²"]}
+         "c": _T3["VAE"], "d": _T3["β-VAE"], "e": _T3["DIP-VAE"], "a60": _T3["ours, dataset σ²"],
+         "b60": _T3["ours, pixel σ²"]}
 RUNS = {
     "a": ["--method", "sigma", "--epochs2", "0"],
     "b": ["--method", "sigma"],
     "b0": ["--method", "sigma", "--variance-floor", "0"],
     "c": ["--method", "fixed", "--sigma2", "0.5"],
     "d": ["--method", "fixed", "--sigma2", "1"],
+    "e": ["--method", "dip-vae"],
     "a_log": ["--method", "sigma", "--epochs2", "0", "--sigma-update", "log_sigma"],
     "a_cf": ["--method", "sigma", "--epochs2", "0", "--sigma-update", "closed_form"],
     "a60": ["--method", "sigma", "--epochs1", "60", "--epochs2", "0"],

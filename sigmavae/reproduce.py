@@ -68,10 +68,25 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
         papermill.execute_notebook(str(notebooks_dir / f"{name}.ipynb"), str(out / f"{name}.ipynb"),
                                    parameters=params, progress_bar=False, kernel_name="python3",
                                    log_output=log_output)
+        fold_injected_parameters(out / f"{name}.ipynb")
         timings.append((name, time.perf_counter() - start))
         log(f"{name}: done in {timings[-1][1]:.0f} s → {out / f'{name}.ipynb'}")
     log(f"total {sum(t for _, t in timings):.0f} s for {len(timings)} steps")
     return timings
+
+
+def fold_injected_parameters(path: Path) -> None:
+    """Tag the cell papermill injects with the parameters used ``hide-cell``, like the default
+    parameters and the install cell: a page opens with the science, set-up folded away (the first
+    printed line names the profile)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "hide-cell" not in tags:
+            tags.append("hide-cell")
+    nbformat.write(nb, path)
 
 
 def train_concurrently(configs, jobs: int, cache_dir=None, device="auto", data_root=None,
