@@ -70,3 +70,28 @@ def test_summary_pastes_every_claim_from_the_notebooks(html, tmp_path):
     assert n_claims >= 15 and verdicts == n_claims
     assert text.count("Made with:") == 7 and "profile quick" in text  # each artefact's profile
     assert "{glue" not in text  # no unresolved role left as text
+
+
+PAGES = sorted((ROOT / "notebooks").glob("**/*.ipynb"))
+NOISE = ("Warning", "Traceback", "/work/", "/root/", "/home/", "/tmp/", "site-packages")
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(ROOT / "notebooks")))
+def test_pages_open_with_the_science_and_show_no_noise(path):
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    setup = [c for c in code if {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))
+             or "find_spec(\"sigmavae\")" in c.source]
+    assert setup and all("hide-cell" in c.metadata.get("tags", []) for c in setup)  # folded
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    texts = []
+    for cell in code:
+        for out in cell.get("outputs", []):
+            texts.append(out.get("text", ""))
+            texts += [str(v) for k, v in out.get("data", {}).items() if k.startswith("text/")]
+            assert out.output_type != "error", f"{path.name}: a cell failed"
+    text = "\n".join(texts)
+    assert not [w for w in NOISE if w in text], [w for w in NOISE if w in text]
+    assert "profile " in text  # the one visible line naming profile, dataset, epochs and seeds
