@@ -6,7 +6,10 @@ Where the paper lives in the code:
 - Eq. 10 (closed-form σ²): ``likelihoods.optimal_sigma2``; over a training set: ``training.dataset_sigma2``
 - Algorithm 1 (two-stage training): ``training.train`` (configured by ``config.TrainConfig``)
 - Eq. 12 / 13 (aggregate posterior, its Gaussian mixture q̂): ``sampling.fit_aggregate_posterior``
-- Tables 1 and 3 (KL(q̂‖p), IWAE): ``metrics``
+- Tables 1 and 3 (KL(q̂‖p), IWAE): ``metrics``; FID ± bootstrap std: ``fid``
+- Every table and figure: the models each needs and what it measures, ``experiments``; the
+  paper's numbers and claims, ``paper``; the verdict rule (holds / fails / unresolved),
+  ``claims``; tables, figures and JSON, ``reports``; models, q̂ and scores computed once, ``cache``
 """
 
 __version__ = "0.1.0"
