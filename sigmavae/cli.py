@@ -8,6 +8,11 @@ A run directory holds ``config.json``, ``history.json`` and ``model.pt`` after `
 continues exactly. Errors are one line: exit 2 for bad input, 1 when training diverges, 128 + the
 signal's number when a signal stopped it.
 
+``torchrun --nproc_per_node N -m sigmavae.cli train ...`` trains one model on N ranks
+(DistributedDataParallel, :mod:`sigmavae.distributed`); a rank that loses the others (one was
+killed) exits 3 with a line that says how to resume. ``reproduce --executor submitit`` hands the
+trainings of a sweep to submitit (SLURM, else local processes).
+
 ``train``'s model options are generated from :class:`sigmavae.config.TrainConfig`'s fields (name,
 type, default, and the help and choices in their metadata): a new field is a new option.
 """
@@ -17,12 +22,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import types
 import typing
 from pathlib import Path
 
-from . import __version__
+import torch
+
+from . import __version__, distributed
 from .config import TrainConfig
 from .fid import FID_KINDS
 from .runs import load_run
@@ -153,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as err:
         print(f"sigmavae {args.command}: stopped: {err}", file=sys.stderr)
         return 128 + err.signum
+    except torch.distributed.DistError as err:  # a collective failed: another rank died or hung
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        print(f"sigmavae {args.command}: error: rank {os.environ.get('RANK', '?')} lost the other ranks "
+              f"({reason}); the job stops. Run the same torchrun command with --resume to continue from "
+              "the last checkpoint in --out", file=sys.stderr)
+        return 3
+    finally:
+        distributed.teardown()
 
 
 def _train(args) -> int:
@@ -160,9 +176,13 @@ def _train(args) -> int:
     model, history = train(config, args.device, args.out, data_root=args.data_root,
                            download=args.download or None, progress=not args.quiet,
                            resume=args.resume)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 reports
+        return 0
     last = history[-1]
     per_epoch = sum(h["seconds"] for h in history) / len(history)
-    print(f"trained {len(history)} epochs on {resolve_device(args.device)} "
+    ranks = int(os.environ.get("WORLD_SIZE", "1"))
+    where = f"{ranks} ranks (torchrun)" if ranks > 1 else resolve_device(args.device)
+    print(f"trained {len(history)} epochs on {where} "
           f"({per_epoch:.1f} s/epoch): train ELBO {last['elbo']:.1f} nats, "
           f"σ²_dataset {model.sigma2:.5g}, variance mode {model.variance} → {args.out}")
     return 0
