@@ -28,8 +28,6 @@ import types
 import typing
 from pathlib import Path
 
-import torch
-
 from . import __version__, distributed
 from .config import TrainConfig
 from .fid import FID_KINDS
@@ -161,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as err:
         print(f"sigmavae {args.command}: stopped: {err}", file=sys.stderr)
         return 128 + err.signum
-    except torch.distributed.DistError as err:  # a collective failed: another rank died or hung
+    except RuntimeError as err:
+        if not distributed.lost_peer(err):  # a collective failed: another rank died or hung
+            raise
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         print(f"sigmavae {args.command}: error: rank {os.environ.get('RANK', '?')} lost the other ranks "
               f"({reason}); the job stops. Run the same torchrun command with --resume to continue from "

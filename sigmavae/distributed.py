@@ -87,6 +87,18 @@ def setup(device: str | torch.device = "auto") -> tuple[Context, str | torch.dev
     return Context(dist.get_rank(), dist.get_world_size(), local_rank), device
 
 
+# What torch's backends say when a peer is gone: gloo raises a plain RuntimeError from inside
+# backward ("Connection reset by peer"), NCCL a DistBackendError, a timeout a DistError.
+_LOST = ("gloo", "nccl", "connection reset", "connection closed", "timed out", "timeout")
+
+
+def lost_peer(err: BaseException) -> bool:
+    """Is ``err`` a collective that failed because another rank died or stopped answering?"""
+    if not launched() or not isinstance(err, RuntimeError):
+        return False
+    return isinstance(err, dist.DistError) or any(w in str(err).lower() for w in _LOST)
+
+
 def teardown() -> None:
     """Leave the process group (at the end of ``sigmavae train`` under torchrun); else nothing."""
     if dist.is_available() and dist.is_initialized():

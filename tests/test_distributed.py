@@ -62,7 +62,7 @@ def worker(proc, rank: int) -> int:
         for pid in children:
             try:
                 env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            except FileNotFoundError:
+            except OSError:  # gone meanwhile (a process that just exited)
                 continue
             if f"LOCAL_RANK={rank}".encode() in env:
                 return int(pid)
