@@ -109,6 +109,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--jobs", type=int, default=1,
                    help="train the needed models this many at a time first, the CPU threads split among them "
                         "(GPU: 4-8; 2 CPU cores: 2, 1.12× a sequential sweep)")
+    r.add_argument("--executor", choices=("processes", "submitit"), default="processes",
+                   help="with --jobs > 1: train in local processes (default), or hand each training to "
+                        "submitit (a SLURM job array where SLURM is installed, else local processes; "
+                        "`pip install sigmavae[sweeps]`)")
+    r.add_argument("--slurm-partition", default=None, help="submitit on SLURM: the partition")
+    r.add_argument("--slurm-gpus", type=int, default=0, help="submitit: GPUs per training job (default 0)")
+    r.add_argument("--slurm-cpus", type=int, default=None, help="submitit: CPUs per training job")
+    r.add_argument("--slurm-time", type=int, default=720, help="submitit: minutes before a job is killed")
+    r.add_argument("--submitit-folder", default=None,
+                   help="submitit's pickles and job logs (default <cache>/submitit; shared on a cluster)")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a notebook parameter over the profile's, e.g. -p data_root ../data")
     return p
@@ -116,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # Numeric options and their smallest allowed value, checked before any work starts.
 MINIMUM = {"iwae_k": 1, "iwae_n": 1, "components": 1, "kl_samples": 1, "kl_runs": 1, "fid_n": 2, "n": 1,
-           "nrow": 1, "jobs": 1}
+           "nrow": 1, "jobs": 1, "slurm_gpus": 0, "slurm_cpus": 1, "slurm_time": 1}
 
 
 def _check(args) -> None:
@@ -285,8 +295,11 @@ def _reproduce(args) -> int:
     logger = logging.getLogger("papermill")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    submitit_options = {"partition": args.slurm_partition, "gpus_per_job": args.slurm_gpus,
+                        "cpus_per_job": args.slurm_cpus, "timeout_min": args.slurm_time,
+                        "folder": args.submitit_folder}
     reproduce(args.profile, notebooks_dir=args.notebooks, out_dir=args.out, only=only, parameters=params,
-              jobs=args.jobs, log_output=True)
+              jobs=args.jobs, log_output=True, executor=args.executor, submitit_options=submitit_options)
     return 0
 
 
