@@ -187,7 +187,7 @@ def train(config: TrainConfig, device: str | torch.device = "auto", out_dir: str
             if stage == 2 and model.variance != "pixel":
                 _end_stage_1(model, x, config, history, ctx)
                 model.start_pixel_variance(config.variance_floor)  # σ²_dataset frozen here
-            ddp = _data_parallel(model, ctx)  # per stage: the parameters that train change
+            ddp = _data_parallel(model, config, ctx)  # per stage: the parameters that train change
             while not _stage_done(history, stage, n_epochs, eps, config.max_extra_epochs):
                 if any_rank(bool(stop), ctx) and saved:  # a signal between epochs: the checkpoint
                     raise TrainingInterrupted(stop[0] if stop else signal.SIGTERM, saved)  # is the state
@@ -259,17 +259,19 @@ def _sync_batch_norm(model: VAE, device: torch.device) -> VAE:
 
 class _Objective(nn.Module):
     """The method's objective as a module's forward, so that DistributedDataParallel sees the
-    forward pass it must synchronise the backward of (VAE has encode/decode, no forward)."""
+    forward pass it must synchronise the backward of (VAE has encode/decode, no forward). The
+    config and the rank are attributes, not arguments: DDP copies its arguments to the device,
+    rebuilding dataclasses on the way; a tuple of shard sizes passes through as it is."""
 
-    def __init__(self, model: VAE):
+    def __init__(self, model: VAE, config: TrainConfig, ctx: Context):
         super().__init__()
-        self.model = model
+        self.model, self.config, self.ctx = model, config, ctx
 
-    def forward(self, x: torch.Tensor, config: TrainConfig, shard: Shard):
-        return OBJECTIVES[config.method](self.model, x, config, shard)
+    def forward(self, x: torch.Tensor, sizes: tuple[int, ...]):
+        return OBJECTIVES[self.config.method](self.model, x, self.config, Shard(self.ctx, sizes))
 
 
-def _data_parallel(model: VAE, ctx: Context):
+def _data_parallel(model: VAE, config: TrainConfig, ctx: Context):
     """DistributedDataParallel over the parameters this stage trains (None in one process). The
     variance network only trains in stage 2: frozen before it, so that DDP neither waits for its
     gradient nor hands Adam zeros for it (one process leaves its gradient None, so Adam skips it).
@@ -280,7 +282,7 @@ def _data_parallel(model: VAE, ctx: Context):
     model.variance_net.requires_grad_(model.variance == "pixel")
     device = next(model.parameters()).device
     return nn.parallel.DistributedDataParallel(
-        _Objective(model), device_ids=[device.index] if device.type == "cuda" else None)
+        _Objective(model, config, ctx), device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def _checkpoint(ctx: Context, out: Path, model: VAE, optimizer, shuffle: torch.Generator,
@@ -437,7 +439,7 @@ def run_epoch(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, con
             loss, t = objective(model, as_float(x[idx]), config)
         else:
             idx, shard = Shard.of(idx, ctx)
-            loss, t = ddp(as_float(x[idx]), config, shard)
+            loss, t = ddp(as_float(x[idx]), shard.sizes)
         if t.sigma2_star is not None:  # §3.3's closed-form step: σ² ← this batch's Eq. 10 optimum
             model.set_sigma2(t.sigma2_star)
         optimizer.zero_grad(set_to_none=True)
