@@ -19,6 +19,7 @@ from sigmavae.training import TrainConfig, train
 # 512 synthetic images, global batch 64: 8 steps an epoch, 32 images per rank and step.
 OPTIONS = dict(dataset="synthetic", latent_dim=2, batch_size=64)
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed")
 # Two ranks draw their own ε where one process draws one stream: the runs agree in distribution,
 # not bit for bit. Measured (3 epochs, closed-form σ²): per-epoch loss, ELBO and reconstruction term
 # 0.2-3.4 nats per image apart, where seeds 0 and 1 of one process are 47-210 nats apart; σ²_dataset
@@ -110,6 +111,7 @@ def test_two_ranks_train_what_one_process_trains(tmp_path):
     assert ddp[1]["sigma2_last_batch"] == pytest.approx(ddp[1]["sigma2_dataset"], rel=0.2)
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds torchrun's workers in /proc")
 def test_a_killed_rank_stops_the_job_and_resume_finishes_it(tmp_path):
     epochs = dict(epochs1=2, epochs2=2)
     whole = torchrun(tmp_path / "whole", **epochs)
