@@ -8,6 +8,11 @@ A run directory holds ``config.json``, ``history.json`` and ``model.pt`` after `
 continues exactly. Errors are one line: exit 2 for bad input, 1 when training diverges, 128 + the
 signal's number when a signal stopped it.
 
+``torchrun --nproc_per_node N -m sigmavae.cli train ...`` trains one model on N ranks
+(DistributedDataParallel, :mod:`sigmavae.distributed`); a rank that loses the others (one was
+killed) exits 3 with a line that says how to resume. ``reproduce --executor submitit`` hands the
+trainings of a sweep to submitit (SLURM, else local processes).
+
 ``train``'s model options are generated from :class:`sigmavae.config.TrainConfig`'s fields (name,
 type, default, and the help and choices in their metadata): a new field is a new option.
 """
@@ -17,12 +22,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import types
 import typing
 from pathlib import Path
 
-from . import __version__
+from . import __version__, distributed
 from .config import TrainConfig
 from .fid import FID_KINDS
 from .runs import load_run
@@ -103,6 +109,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--jobs", type=int, default=1,
                    help="train the needed models this many at a time first, the CPU threads split among them "
                         "(GPU: 4-8; 2 CPU cores: 2, 1.12× a sequential sweep)")
+    r.add_argument("--executor", choices=("processes", "submitit"), default="processes",
+                   help="with --jobs > 1: train in local processes (default), or hand each training to "
+                        "submitit (a SLURM job array where SLURM is installed, else local processes; "
+                        "`pip install sigmavae[sweeps]`)")
+    r.add_argument("--slurm-partition", default=None, help="submitit on SLURM: the partition")
+    r.add_argument("--slurm-gpus", type=int, default=0, help="submitit: GPUs per training job (default 0)")
+    r.add_argument("--slurm-cpus", type=int, default=None, help="submitit: CPUs per training job")
+    r.add_argument("--slurm-time", type=int, default=720, help="submitit: minutes before a job is killed")
+    r.add_argument("--submitit-folder", default=None,
+                   help="submitit's pickles and job logs (default <cache>/submitit; shared on a cluster)")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a notebook parameter over the profile's, e.g. -p data_root ../data")
     return p
@@ -110,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # Numeric options and their smallest allowed value, checked before any work starts.
 MINIMUM = {"iwae_k": 1, "iwae_n": 1, "components": 1, "kl_samples": 1, "kl_runs": 1, "fid_n": 2, "n": 1,
-           "nrow": 1, "jobs": 1}
+           "nrow": 1, "jobs": 1, "slurm_gpus": 0, "slurm_cpus": 1, "slurm_time": 1}
 
 
 def _check(args) -> None:
@@ -153,6 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as err:
         print(f"sigmavae {args.command}: stopped: {err}", file=sys.stderr)
         return 128 + err.signum
+    except RuntimeError as err:
+        if not distributed.lost_peer(err):  # a collective failed: another rank died or hung
+            raise
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        print(f"sigmavae {args.command}: error: rank {os.environ.get('RANK', '?')} lost the other ranks "
+              f"({reason}); the job stops. Run the same torchrun command with --resume to continue from "
+              "the last checkpoint in --out", file=sys.stderr)
+        return 3
+    finally:
+        distributed.teardown()
 
 
 def _train(args) -> int:
@@ -160,9 +186,13 @@ def _train(args) -> int:
     model, history = train(config, args.device, args.out, data_root=args.data_root,
                            download=args.download or None, progress=not args.quiet,
                            resume=args.resume)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 reports
+        return 0
     last = history[-1]
     per_epoch = sum(h["seconds"] for h in history) / len(history)
-    print(f"trained {len(history)} epochs on {resolve_device(args.device)} "
+    ranks = int(os.environ.get("WORLD_SIZE", "1"))
+    where = f"{ranks} ranks (torchrun)" if ranks > 1 else resolve_device(args.device)
+    print(f"trained {len(history)} epochs on {where} "
           f"({per_epoch:.1f} s/epoch): train ELBO {last['elbo']:.1f} nats, "
           f"σ²_dataset {model.sigma2:.5g}, variance mode {model.variance} → {args.out}")
     return 0
@@ -265,8 +295,11 @@ def _reproduce(args) -> int:
     logger = logging.getLogger("papermill")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    submitit_options = {"partition": args.slurm_partition, "gpus_per_job": args.slurm_gpus,
+                        "cpus_per_job": args.slurm_cpus, "timeout_min": args.slurm_time,
+                        "folder": args.submitit_folder}
     reproduce(args.profile, notebooks_dir=args.notebooks, out_dir=args.out, only=only, parameters=params,
-              jobs=args.jobs, log_output=True)
+              jobs=args.jobs, log_output=True, executor=args.executor, submitit_options=submitit_options)
     return 0
 
 

@@ -11,6 +11,11 @@ Every method uses the same networks and training loop and differs only here:
 from the same forward pass as the loss. ``elbo_terms`` is the single-sample estimate of Eq. 5 that
 the ELBO metric shares; its likelihood is :func:`sigmavae.likelihoods.gaussian_log_prob`.
 
+Under ``torchrun`` each rank sees its shard of the global batch; the optional ``shard``
+(:class:`sigmavae.distributed.Shard`) turns batch means, Eq. 10's σ²_* and the DIP-VAE / WAE batch
+statistics into global-batch ones. The default, :data:`~sigmavae.distributed.LOCAL`, is one
+process: the shard is the batch, and every number is what it was before DDP existed.
+
 Objectives have no side effects: they read the model and never write it. Where σ² comes from
 Eq. 10 (``sigma_update="closed_form"``), the objective returns the σ²_* it used in
 ``terms.sigma2_star`` and the training step stores it (:func:`sigmavae.training.run_epoch`).
@@ -22,6 +27,7 @@ from typing import NamedTuple
 
 import torch
 
+from .distributed import LOCAL, Shard
 from .likelihoods import gaussian_kl_to_standard_normal, gaussian_log_prob, optimal_sigma2
 
 
@@ -40,19 +46,23 @@ class ElboTerms(NamedTuple):
         return self.recon - self.kl
 
 
-def elbo_terms(model, x: torch.Tensor, closed_form_sigma: bool = False) -> ElboTerms:
+def elbo_terms(model, x: torch.Tensor, closed_form_sigma: bool = False, shard: Shard = LOCAL) -> ElboTerms:
     """Eq. 5 for one reparameterised sample z = μ + ε ⊙ σ.
 
     With ``closed_form_sigma`` the likelihood is evaluated at Eq. 10's optimum σ²_* for this batch
     and this forward pass (θ, φ held fixed; detached, so no gradient flows through it): the
     iterative scheme of §3.3. σ²_* is returned in ``sigma2_star``; the model is not changed.
+    Under DDP σ²_* is the mean squared error of the global batch (``shard.global_mean``).
     """
     mu, sigma = model.encode(x)
     z = mu + sigma * torch.randn_like(mu)
     mean, log_var = model.decode(z)
     sigma2_star = None
     if closed_form_sigma:
-        sigma2_star = optimal_sigma2(x, mean).detach()
+        if not shard.ctx.active:
+            sigma2_star = optimal_sigma2(x, mean).detach()
+        else:  # Eq. 10 over the global batch: every rank evaluates the likelihood at the same σ²_*
+            sigma2_star = shard.global_mean((x.float() - mean.float()).square()).detach()
         # log σ² exactly as VAE.log_sigma2 computes it once set_sigma2(σ²_*) has stored σ = √σ²_*:
         # the loss is the one the stored model gives, to the last bit.
         log_var = 2.0 * torch.log(sigma2_star.sqrt().clamp_min(1e-6))
@@ -60,12 +70,12 @@ def elbo_terms(model, x: torch.Tensor, closed_form_sigma: bool = False) -> ElboT
                      log_var.detach(), mu, sigma, z, mean, sigma2_star)
 
 
-def elbo_loss(model, x: torch.Tensor, config) -> tuple[torch.Tensor, ElboTerms]:
+def elbo_loss(model, x: torch.Tensor, config, shard: Shard = LOCAL) -> tuple[torch.Tensor, ElboTerms]:
     """-(recon - β·KL) averaged over the batch: Eq. 9 in the global mode, Eq. 11 in the pixel mode,
     Eq. 8 with σ² fixed (VAE σ² = 0.5, β-VAE σ² = 1 as the paper frames them)."""
     closed = model.variance == "global" and config.sigma_update == "closed_form"
-    t = elbo_terms(model, x, closed_form_sigma=closed)
-    return -(t.recon - config.beta * t.kl).mean(), t
+    t = elbo_terms(model, x, closed_form_sigma=closed, shard=shard)
+    return -shard.mean(t.recon - config.beta * t.kl), t
 
 
 def dip_covariance(mu: torch.Tensor, sigma: torch.Tensor, dip_type: str) -> torch.Tensor:
@@ -78,10 +88,14 @@ def dip_covariance(mu: torch.Tensor, sigma: torch.Tensor, dip_type: str) -> torc
     return cov
 
 
-def dip_vae_loss(model, x: torch.Tensor, config) -> tuple[torch.Tensor, ElboTerms]:
-    """-ELBO + λ_od Σ_{i≠j} C_ij² + λ_d Σ_i (C_ii - 1)² (Kumar et al. 2018, Eq. 8 / 9)."""
-    loss, t = elbo_loss(model, x, config)
-    cov = dip_covariance(t.mu, t.sigma, config.dip_type)
+def dip_vae_loss(model, x: torch.Tensor, config, shard: Shard = LOCAL) -> tuple[torch.Tensor, ElboTerms]:
+    """-ELBO + λ_od Σ_{i≠j} C_ij² + λ_d Σ_i (C_ii - 1)² (Kumar et al. 2018, Eq. 8 / 9).
+
+    Under DDP C is the global batch's covariance, from μ and σ all-gathered with their gradient
+    (``shard.gather``): the same penalty as one process with the whole batch, not a mean of per-rank
+    covariances (which would be a different, smaller-batch estimator)."""
+    loss, t = elbo_loss(model, x, config, shard)
+    cov = dip_covariance(shard.gather(t.mu), shard.gather(t.sigma), config.dip_type)
     diag = torch.diagonal(cov)
     off = cov - torch.diag(diag)
     lambda_od, lambda_d = config.dip_lambdas()
@@ -105,16 +119,23 @@ def imq_mmd(a: torch.Tensor, b: torch.Tensor, prior_var: float = 1.0) -> torch.T
     return stat
 
 
-def wae_mmd_loss(model, x: torch.Tensor, config) -> tuple[torch.Tensor, ElboTerms]:
+def wae_mmd_loss(model, x: torch.Tensor, config, shard: Shard = LOCAL) -> tuple[torch.Tensor, ElboTerms]:
     """WAE-MMD: c(x, g(z)) + λ·MMD(q(z), p(z)) with z ~ q(z|x), p(z) = N(0, I).
 
     c is the authors' 'l2sq' cost, 0.05·‖x - g(z)‖² (their wae.py), i.e. a Gaussian decoder with
     σ² = 10 up to constants; the model's fixed σ² is set to 10 so its logged ELBO matches.
+
+    The unbiased MMD of the global batch does not split into per-rank terms (its cross terms pair
+    images of different ranks), so under DDP the codes z and the prior draws of every rank are
+    all-gathered, z with its gradient (``shard.gather``), and each rank computes the one global
+    MMD: exactly the one-process estimator at B = the global batch, at the price of the B×B kernel
+    on every rank (B = 256: negligible beside the networks).
     """
-    t = elbo_terms(model, x)
-    cost = 0.05 * (x.float() - t.mean.float()).square().flatten(1).sum(1).mean()
+    t = elbo_terms(model, x, shard=shard)
+    cost = 0.05 * shard.mean((x.float() - t.mean.float()).square().flatten(1).sum(1))
     prior = torch.randn_like(t.z)
-    return cost + config.wae_lambda_value() * imq_mmd(t.z.float(), prior.float()), t
+    z, prior = shard.gather(t.z.float()), shard.gather(prior.float())
+    return cost + config.wae_lambda_value() * imq_mmd(z, prior), t
 
 
 OBJECTIVES = {

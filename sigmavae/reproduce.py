@@ -6,6 +6,10 @@ the first one that needs a model, q̂ or score computes it into the shared cache
 Figure 1 reuses; Table 3 trains ours (both stages) and the VAE, β-VAE and DIP-VAE that Table 2,
 Figure 2, Table 4 and the appendix reuse; Figure 2 reads Table 2's FIDs. Each executed notebook
 replaces its source (so the book shows it) unless ``out_dir`` is given.
+
+With ``jobs`` > 1 the models are trained first, into the same cache: by default in local processes
+(:func:`train_concurrently`), or with ``executor="submitit"`` as jobs of submitit's AutoExecutor
+(:func:`train_with_submitit`): a SLURM job array where ``sbatch`` exists, else local processes.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import torch
 
 from .cache import cached_run
 from .experiments import ARTEFACTS, PROFILES, required_configs, resolve
+from .sweeps import train_with_submitit
 from .training import resolve_device
 
+EXECUTORS = ("processes", "submitit")  # how `reproduce --jobs` trains: local processes, or submitit jobs
 
 def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir: str | Path | None = None,
               only: list[str] | None = None, parameters: dict | None = None, jobs: int = 1,
-              log=print, log_output: bool = False) -> list[tuple[str, float]]:
+              log=print, log_output: bool = False, executor: str = "processes",
+              submitit_options: dict | None = None) -> list[tuple[str, float]]:
     """Execute ``only`` (artefact names; default all) with ``profile`` and ``parameters`` on top.
     With ``jobs`` > 1 the models they need (declared by each artefact) are first trained that
     many at a time (separate processes, each with its share of the CPU threads: small models share
@@ -32,12 +39,16 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
     bench/sweep_speed.py). Returns (step, seconds) pairs; stops at the first failure, keeping what
     was already done. Bad parameters stop before anything runs. ``log_output``: stream what the
     notebooks print (which model of how many is training, each epoch, the time left) through
-    papermill's logger, as ``papermill --log-output`` does."""
+    papermill's logger, as ``papermill --log-output`` does. ``executor``: ``"processes"`` (the
+    default: :func:`train_concurrently`) or ``"submitit"`` (:func:`train_with_submitit`, with
+    ``submitit_options`` as its keyword arguments)."""
     try:
         import papermill
     except ImportError as err:
         raise ImportError(f"{err.name} is missing: `pip install sigmavae[notebooks]` (papermill, "
                           "ipykernel) to run the notebooks") from err
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
     unknown = sorted(set(only or ()) - set(ARTEFACTS))
@@ -57,9 +68,13 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
     if jobs > 1:  # train every model the notebooks will need, `jobs` at a time, into the cache
         start = time.perf_counter()
         configs = required_configs(selected, resolved)
-        log(f"training {len(configs)} models, {jobs} at a time")
+        log(f"training {len(configs)} models, {jobs} at a time ({executor})")
         first = resolved[selected[0]]
-        train_concurrently(configs, jobs, first.cache_dir, first.device, first.data_root)
+        if executor == "submitit":
+            train_with_submitit(configs, jobs, first.cache_dir, first.device, first.data_root,
+                                **(submitit_options or {}))
+        else:
+            train_concurrently(configs, jobs, first.cache_dir, first.device, first.data_root)
         timings.append(("training", time.perf_counter() - start))
         log(f"training: done in {timings[-1][1]:.0f} s")
     for name in selected:
@@ -109,3 +124,4 @@ def train_concurrently(configs, jobs: int, cache_dir=None, device="auto", data_r
 def _set_threads(threads: int | None) -> None:
     if threads is not None:
         torch.set_num_threads(threads)
+

@@ -72,10 +72,12 @@ def read_file(path: Path, remedy: str):
         raise CorruptFileError(f"{path} is corrupt or truncated ({reason}); {remedy}") from err
 
 
-def check_out_dir(out: Path, config: TrainConfig, resume: bool):
+def check_out_dir(out: Path, config: TrainConfig, resume: bool, world_size: int = 1):
     """What ``out`` holds for :func:`sigmavae.training.train`: None (start afresh), the checkpoint
     to resume, or "complete". Refuses, before any compute, a run of another config or, without
-    ``resume``, any run."""
+    ``resume``, any run, and a checkpoint written by another number of ranks (``world_size``,
+    torchrun's ranks: each rank's batch slices and random streams depend on it, so only the same
+    number continues the same run). A finished run is reused whatever its number of ranks."""
     here = {**dataclasses.asdict(config), "version": __version__}
     ckpt_path = out / CHECKPOINT
     if ckpt_path.is_file():
@@ -83,6 +85,7 @@ def check_out_dir(out: Path, config: TrainConfig, resume: bool):
         stored, what = {**ckpt["config"], "version": ckpt["version"]}, "an unfinished run"
     elif (out / "config.json").is_file():
         stored = read_file(out / "config.json", f"delete {out} and train again")
+        stored.pop("world_size", None)  # how it was trained, not what: any number of ranks is the run
         ckpt, what = None, ("a finished run" if (out / "model.pt").is_file() else "a run")
     else:
         return None
@@ -96,14 +99,22 @@ def check_out_dir(out: Path, config: TrainConfig, resume: bool):
                          f"to continue or reuse it, or delete {out} to train it again")
     if ckpt is None and what == "a finished run":
         return "complete"
+    if ckpt is not None and ckpt.get("world_size", 1) != world_size:
+        ranks = ckpt.get("world_size", 1)
+        how = "without torchrun" if ranks == 1 else f"with torchrun --nproc_per_node/--nnodes giving {ranks}"
+        raise ValueError(f"{ckpt_path} was written by a run on {ranks} rank(s), this one has {world_size}: "
+                         f"resume it {how} ranks (each rank's batch slices and random streams depend "
+                         f"on their number), or delete {out} to start over with {world_size}")
     return ckpt
 
 
 def save_checkpoint(out: Path, model: VAE, optimizer, shuffle: torch.Generator, config: TrainConfig,
-                    history: list[dict], x: torch.Tensor, partial: dict | None = None) -> None:
+                    history: list[dict], x: torch.Tensor, partial: dict | None = None,
+                    world_size: int = 1, rng_ranks: list | None = None) -> None:
     """Everything a resumed :func:`sigmavae.training.train` needs to continue bit for bit: weights,
     Adam's moments, the variance mode and floor, the random streams, and ``partial``, the state of
-    an epoch a signal stopped (see :func:`sigmavae.training.run_epoch`)."""
+    an epoch a signal stopped (see :func:`sigmavae.training.run_epoch`). Under torchrun, rank 0
+    writes it with ``world_size`` and every rank's (CPU, CUDA) random states (``rng_ranks``)."""
     atomic_write(out / CHECKPOINT, {
         "version": __version__, "config": dataclasses.asdict(config), "history": history,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -112,6 +123,7 @@ def save_checkpoint(out: Path, model: VAE, optimizer, shuffle: torch.Generator, 
         "shuffle": shuffle.get_state(), "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state(x.device) if x.device.type == "cuda" else None,
         "data_shape": list(x.shape), "epoch_in_progress": partial,
+        "world_size": world_size, "rng_ranks": rng_ranks,
     })
 
 
@@ -121,12 +133,16 @@ def describe_checkpoint(out: Path, history: list[dict], partial: dict | None = N
     return f"{out / CHECKPOINT} (after {at})"
 
 
-def save_run(out_dir: str | Path, model: VAE, config: TrainConfig, history: list[dict]) -> Path:
+def save_run(out_dir: str | Path, model: VAE, config: TrainConfig, history: list[dict],
+             world_size: int = 1) -> Path:
     """Write ``config.json``, ``history.json`` and ``model.pt`` (last, each atomically): the
-    directory reloads alone, and ``model.pt`` is only there once the run is complete."""
+    directory reloads alone, and ``model.pt`` is only there once the run is complete.
+    ``config.json`` holds the config's fields, the library version and ``world_size``, the number
+    of torchrun ranks that trained it (1: one process): run metadata, not a TrainConfig field, so
+    the model cache's key (config + version) does not depend on it; TrainConfig.from_dict ignores it."""
     out = Path(out_dir)
-    atomic_write(out / "config.json",
-                 json.dumps({**dataclasses.asdict(config), "version": __version__}, indent=2) + "\n")
+    meta = {"version": __version__, "world_size": world_size}
+    atomic_write(out / "config.json", json.dumps({**dataclasses.asdict(config), **meta}, indent=2) + "\n")
     atomic_write(out / "history.json", json.dumps(history, indent=2) + "\n")
     atomic_write(out / "model.pt", {"state_dict": model.state_dict(), "variance": model.variance,
                                     "floor": model.floor, "sigma_param": model.sigma_param})
