@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars in terminals; notebooks get plain lines (train), no widget
 
 from . import distributed
 from .config import APPENDIX_DEFAULTS, METHOD_SIGMA2, METHODS, SIGMA_UPDATES, TrainConfig
