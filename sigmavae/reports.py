@@ -24,14 +24,13 @@ def header(p: Params) -> str:
     label = p.profile if p.profile != "custom" else "custom (" + "; ".join(p.differences) + ")"
     seeds = f"{len(p.seeds)} seed{'s' if len(p.seeds) > 1 else ''} {list(p.seeds)}"
     return (f"profile {label}: {p.dataset}, latent {p.latent_dim}, {p.epochs1} + {p.epochs2} epochs, "
-            f"{seeds}, σ² update {p.sigma_update}, {choose_fid(p.fid, p.fid_weights, p.download)} FID")
+            f"{seeds}, σ² {p.sigma_update}, {choose_fid(p.fid, p.fid_weights, p.download)} FID")
 
 
 def spread_note(p: Params) -> str:
     if len(p.seeds) > 1:
         return f"mean ± std over {len(p.seeds)} seeds"
-    return ("one seed: ± the estimator's standard error (IWAE, ELBO: over images; FID: bootstrap; "
-            "KL: Monte Carlo)")
+    return "one seed: ± the estimator's standard error (see the summary page)"
 
 
 def _cell(e: Estimate | None, digits: int = 2) -> str:
@@ -172,7 +171,8 @@ def claims(o: Outcome):
               "margin": "by construction"} for c in o.checks]
     if not rows:
         return pd.DataFrame(columns=["verdict", "margin"])
-    return pd.DataFrame(rows).set_index("the paper's claim")
+    # a Styler: its HTML shows every margin whole, where a DataFrame's cuts cells at 50 characters
+    return pd.DataFrame(rows).set_index("the paper's claim").style.set_properties(**{"text-align": "left"})
 
 
 def save_results(o: Outcome, results_dir) -> Path:

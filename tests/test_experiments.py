@@ -121,4 +121,4 @@ def test_outcomes_are_saved_with_seeds_spreads_and_verdicts(tmp_path, monkeypatc
     assert claim["verdict"] == "holds" and claim["margin"] == 9.5 and claim["basis"] == "2 seeds"
     assert glued["claim0"] == "holds" and glued["claim0_text"] == "ours beats the other"
     assert "2 seeds" in glued["claim0_margin"] and glued["ours"] == "11.0 ± 1.4"
-    assert list(table["verdict"]) == ["holds"]
+    assert list(table.data["verdict"]) == ["holds"]
