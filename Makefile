@@ -34,6 +34,7 @@ book: install
 	$(BIN)/python -m pip install -q -e '.[book]'
 	rm -rf _build && mkdir -p _build
 	$(BIN)/python book/configure.py "$(REPO_URL)" > _build/_config.yml
+	test -z "$(REPO_URL)" || $(BIN)/python book/configure.py --notebooks "$(REPO_URL)"
 	$(BIN)/jupyter-book build . --config _build/_config.yml -W -n --keep-going
 
 clean:

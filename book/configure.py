@@ -9,10 +9,11 @@ only when the book knows where the repository lives:
 ``make book`` does this with ``REPO_URL`` (default: the git remote ``origin``, if any).
 Without a URL the config is printed unchanged and the pages have no launch buttons.
 
-With a URL it also writes it into every notebook's install cell (``REPO_URL = "..."``, in
-``notebooks/*.ipynb`` and their twins), so that a notebook opened on Colab installs sigmavae from
-that repository (``pip install git+URL``, keeping Colab's torch). Commit the notebooks afterwards:
-Colab opens them from GitHub.
+``python book/configure.py --notebooks URL`` (``make book`` runs it when ``REPO_URL`` is set)
+writes the URL into every notebook's install cell (``REPO_URL = "..."``, in ``notebooks/*.ipynb``
+and their twins), so that a notebook opened on Colab installs sigmavae from that repository
+(``pip install git+URL``, keeping Colab's torch). Commit the notebooks afterwards: Colab opens them
+from GitHub.
 """
 
 import re
@@ -51,7 +52,8 @@ def set_repo_url(url: str, notebooks: Path = ROOT / "notebooks") -> list[Path]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1].strip():
-        for path in set_repo_url(sys.argv[1]):
-            print(f"configure: {path.relative_to(ROOT)} now installs from {sys.argv[1]}", file=sys.stderr)
-    print(yaml.safe_dump(config(*sys.argv[1:]), sort_keys=False, allow_unicode=True), end="")
+    if sys.argv[1:2] == ["--notebooks"]:
+        for path in set_repo_url(sys.argv[2]):
+            print(f"configure: {path.relative_to(ROOT)} now installs from {sys.argv[2]}", file=sys.stderr)
+    else:
+        print(yaml.safe_dump(config(*sys.argv[1:]), sort_keys=False, allow_unicode=True), end="")

@@ -30,10 +30,12 @@ def html(tmp_path_factory):
     result = subprocess.run([sys.executable, str(ROOT / "book" / "configure.py"), REPO],
                             capture_output=True, text=True, check=True)
     config.write_text(result.stdout)
+    before = {p: p.read_bytes() for p in (ROOT / "notebooks").glob("**/*") if p.is_file()}
     jb = Path(sys.executable).parent / "jupyter-book"
     result = subprocess.run([str(jb), "build", str(ROOT), "--config", str(config), "--path-output",
                              str(out), "-W", "-n", "--keep-going"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert before == {p: p.read_bytes() for p in (ROOT / "notebooks").glob("**/*") if p.is_file()}
     return out / "_build" / "html"
 
 
