@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -69,7 +70,7 @@ def sample_grids_figure(grids: dict, title: str = ""):
     rows = (len(grids) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.4 * rows), squeeze=False)
     for ax, (name, images) in zip(axes.flat, grids.items(), strict=False):
-        _show(ax, image_grid(images), name)
+        _show(ax, image_grid(images, nrow=math.ceil(math.sqrt(len(images)))), name)  # square grids
     for ax in axes.flat[len(grids):]:
         ax.axis("off")
     fig.suptitle(title, fontsize=11)
@@ -135,7 +136,7 @@ def sweep_figure(sigma2: dict, panels: dict, title: str = ""):
     against σ² (``sigma2``: label → Estimate; log axis); "learned" is the green star."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.1))  # legible at page width
     for ax, (name, curves) in zip(axes, panels.items(), strict=True):
         for (curve, by_label), color in zip(curves.items(), ("tab:blue", "tab:red"), strict=False):
             fixed = sorted((k for k in by_label if k != "learned"), key=lambda k: -sigma2[k].mean)
