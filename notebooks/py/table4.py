@@ -59,7 +59,7 @@ if importlib.util.find_spec("sigmavae") is None:  # e.g. on Colab: install the l
 if "google.colab" in sys.modules and download is None:
     download = True  # Colab: torchvision fetches the data, pytorch-fid its Inception weights
 
-# %%
+# %% tags=["hide-input"]
 from sigmavae import experiments, reports
 
 params = experiments.resolve("table4", globals())  # bad values stop here, before any compute
