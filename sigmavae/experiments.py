@@ -629,31 +629,13 @@ def table4(p: Params, store: Store | None = None) -> Outcome:
 UNCERTAINTY_IMAGES = 1000  # test images the Figure 3 claim is measured on (the figure shows n_samples)
 
 
-def _auroc(score: torch.Tensor, positive: torch.Tensor) -> float:
-    """P(score of a positive > score of a negative), ties counting ½ (the Mann-Whitney U / n₊n₋)."""
-    ranks = _average_ranks(score)
-    n_pos = float(positive.sum())
-    n_neg = len(score) - n_pos
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _average_ranks(x: torch.Tensor) -> torch.Tensor:
-    """Ranks 1..n, tied values sharing their mean rank."""
-    values, inverse, counts = torch.unique(x, return_inverse=True, return_counts=True)
-    ends = counts.cumsum(0).double()
-    return (ends - (counts.double() - 1) / 2)[inverse]
-
-
-def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    ra, rb = _average_ranks(a), _average_ranks(b)
-    return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
-
-
 def uncertainty_score(store: Store, config: TrainConfig, p: Params, seed: int, n_boot: int = 50) -> dict:
     """Figure 3's claim, measured on the σ²(z) of reconstructions of ``UNCERTAINTY_IMAGES`` test
     images so that the pixels tied at the floor cannot carry it: the AUROC of σ² for the 5% of
     pixels with the largest squared error (ties ½) and Spearman's ρ between σ² and the squared
     error over the pixels above the floor (×1.01), each ± a bootstrap over images."""
+    from .metrics import auroc, spearman
+
     def compute():
         model = store.model(config)
         x = store.images(p.dataset, "test")[:UNCERTAINTY_IMAGES]
@@ -666,13 +648,13 @@ def uncertainty_score(store: Store, config: TrainConfig, p: Params, seed: int, n
         def stats(idx):
             v, e, a = var[idx].flatten(), err[idx].flatten(), above[idx].flatten()
             top = e >= e.quantile(0.95)
-            rho = _spearman(v[a], e[a]) if a.sum() > 2 else math.nan
-            return _auroc(v, top), rho
+            rho = spearman(v[a], e[a]) if a.sum() > 2 else math.nan
+            return auroc(v, top), rho
 
-        auroc, rho = stats(torch.arange(len(x)))
+        area, rho = stats(torch.arange(len(x)))
         g = torch.Generator().manual_seed(seed)
         boots = np.array([stats(torch.randint(len(x), (len(x),), generator=g)) for _ in range(n_boot)])
-        return {"auroc": auroc, "auroc_std": float(np.nanstd(boots[:, 0], ddof=1)), "spearman": rho,
+        return {"auroc": area, "auroc_std": float(np.nanstd(boots[:, 0], ddof=1)), "spearman": rho,
                 "spearman_std": float(np.nanstd(boots[:, 1], ddof=1)),
                 "fraction_at_floor": float(1 - above.double().mean()), "floor": model.floor,
                 "sigma2_dataset": model.sigma2, "sigma2_quantiles_1_50_99": var.flatten().float().quantile(

@@ -114,3 +114,26 @@ def evaluate(model, x_train: torch.Tensor, x_test: torch.Tensor, iwae_k: int = 2
         "iwae_k": iwae_k, "iwae_n": len(x_iwae), "components": components,
     }
     return metrics, qhat
+
+
+# ----------------------------------------------------------------------------- ranks (Figure 3)
+
+def average_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Ranks 1..n of a 1-d tensor, tied values sharing their mean rank (float64)."""
+    _, inverse, counts = torch.unique(x, return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).double()
+    return (ends - (counts.double() - 1) / 2)[inverse]
+
+
+def auroc(score: torch.Tensor, positive: torch.Tensor) -> float:
+    """P(score of a positive > score of a negative), ties counting ½: the Mann-Whitney U over
+    n₊n₋. Ties matter here: Figure 3's σ² sits exactly at the floor for most pixels."""
+    ranks = average_ranks(score)
+    n_pos = float(positive.sum())
+    n_neg = len(score) - n_pos
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman's ρ: the correlation of the (tie-averaged) ranks."""
+    return float(torch.corrcoef(torch.stack([average_ranks(a), average_ranks(b)]))[0, 1])

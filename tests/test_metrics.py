@@ -111,3 +111,18 @@ def test_iwae_rejects_k_below_one():
     model, x = make(orthogonal=True)
     with pytest.raises(ValueError, match="k must be"):
         iwae_log_likelihood(model, x, 0)
+
+
+def test_auroc_and_spearman_agree_with_scikit_learn_and_scipy_under_ties():
+    """Figure 3's measures, where most σ² tie at the floor: checked against independent code."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    from sigmavae.metrics import auroc, spearman
+
+    g = torch.Generator().manual_seed(0)
+    score = torch.randint(0, 5, (400,), generator=g).double()  # heavy ties, as at the floor
+    label = (score + torch.randn(400, generator=g, dtype=torch.float64) > 2.5)
+    assert auroc(score, label) == pytest.approx(roc_auc_score(label.numpy(), score.numpy()), abs=1e-12)
+    other = score + torch.randn(400, generator=g, dtype=torch.float64)
+    assert spearman(score, other) == pytest.approx(spearmanr(score.numpy(), other.numpy())[0], abs=1e-12)
