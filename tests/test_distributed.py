@@ -28,11 +28,8 @@ NATS, SIGMA2_REL = 8.0, 0.05
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(threads)
 
 
 def free_port() -> int:

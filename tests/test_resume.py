@@ -34,12 +34,8 @@ SCRIPT = textwrap.dedent(f"""
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    # Two busy cores: one thread is several times faster here. Results do not depend on it.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
