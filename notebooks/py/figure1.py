@@ -74,7 +74,7 @@ reports.figure1_figure(outcome)
 reports.figure1(outcome)
 
 # %% [markdown]
-# The paper's claims, decided by the rule on the {doc}`summary page <../book/summary>`: a difference
+# The paper's claims, decided by the rule on the {doc}`summary page </book/summary>`: a difference
 # counts when it exceeds twice its standard error; "unresolved" when it does not, or when there is
 # no error estimate.
 

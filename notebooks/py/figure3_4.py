@@ -76,7 +76,7 @@ figure3
 figure4
 
 # %% [markdown]
-# The paper's claims, decided by the rule on the {doc}`summary page <../book/summary>`: a difference
+# The paper's claims, decided by the rule on the {doc}`summary page </book/summary>`: a difference
 # counts when it exceeds twice its standard error; "unresolved" when it does not, or when there is
 # no error estimate.
 

@@ -76,7 +76,7 @@ reports.table2(outcome)
 reports.sample_grids(outcome, f"Table 2's models: 64 samples from q̂ and the prior (seed {params.seeds[0]})")
 
 # %% [markdown]
-# The paper's claims, decided by the rule on the {doc}`summary page <../book/summary>`: a difference
+# The paper's claims, decided by the rule on the {doc}`summary page </book/summary>`: a difference
 # counts when it exceeds twice its standard error; "unresolved" when it does not, or when there is
 # no error estimate.
 

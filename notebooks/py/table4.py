@@ -75,7 +75,7 @@ reports.sample_grids(outcome, f"Ours: 64 samples from q̂ with M components, and
                               f"(seed {params.seeds[0]})")
 
 # %% [markdown]
-# The paper's claims, decided by the rule on the {doc}`summary page <../book/summary>`: a difference
+# The paper's claims, decided by the rule on the {doc}`summary page </book/summary>`: a difference
 # counts when it exceeds twice its standard error; "unresolved" when it does not, or when there is
 # no error estimate.
 
