@@ -10,10 +10,10 @@ only when the book knows where the repository lives:
 Without a URL the config is printed unchanged and the pages have no launch buttons.
 
 ``python book/configure.py --notebooks URL`` (``make book`` runs it when ``REPO_URL`` is set)
-writes the URL into every notebook's install cell (``REPO_URL = "..."``, in ``notebooks/*.ipynb``
-and their twins), so that a notebook opened on Colab installs sigmavae from that repository
-(``pip install git+URL``, keeping Colab's torch). Commit the notebooks afterwards: Colab opens them
-from GitHub.
+writes the URL into every notebook's install cell (``REPO_URL = "..."``, in ``notebooks/**/*.ipynb``,
+the executed copies for other datasets included, and the twins), so that a notebook opened on
+Colab installs sigmavae from that repository (``pip install git+URL``, keeping Colab's torch).
+Commit the notebooks afterwards: Colab opens them from GitHub.
 """
 
 import re
@@ -40,7 +40,7 @@ def set_repo_url(url: str, notebooks: Path = ROOT / "notebooks") -> list[Path]:
     url = url.strip().removesuffix(".git").replace("git@github.com:", "https://github.com/")
     line = re.compile(r'REPO_URL = \\?"[^"\\]*\\?"')
     changed = []
-    for path in sorted(notebooks.glob("*.ipynb")) + sorted(notebooks.glob("py/*.py")):
+    for path in sorted(notebooks.glob("**/*.ipynb")) + sorted(notebooks.glob("py/*.py")):
         text = path.read_text()
         quote = '\\"' if path.suffix == ".ipynb" else '"'  # inside JSON strings quotes are escaped
         replacement = f"REPO_URL = {quote}{url}{quote}"

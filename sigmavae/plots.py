@@ -68,13 +68,14 @@ def sample_grids_figure(grids: dict, title: str = ""):
 
     cols = min(len(grids), 2)
     rows = (len(grids) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.4 * rows), squeeze=False)
+    # constrained layout leaves the suptitle its own room (tight_layout set it over the panel titles)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.4 * rows), squeeze=False,
+                             layout="constrained")
     for ax, (name, images) in zip(axes.flat, grids.items(), strict=False):
         _show(ax, image_grid(images, nrow=math.ceil(math.sqrt(len(images)))), name)  # square grids
     for ax in axes.flat[len(grids):]:
         ax.axis("off")
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
     plt.close(fig)
     return fig
 

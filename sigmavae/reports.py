@@ -163,14 +163,15 @@ def uncertainty_figures(o: Outcome):
 
 def claims(o: Outcome):
     """The paper's claims as decided here (the rule: :mod:`sigmavae.claims`), then the checks that
-    hold by construction, labelled so."""
+    hold by construction, labelled so; None where there are neither (the appendix's samples), so a
+    page shows no empty table."""
     import pandas as pd
 
     rows = [{"the paper's claim": c.text, "verdict": c.verdict, "margin": c.margin_text()} for c in o.claims]
     rows += [{"the paper's claim": f"check: {c['text']}", "verdict": "passed" if c["passed"] else "FAILED",
               "margin": "by construction"} for c in o.checks]
     if not rows:
-        return pd.DataFrame(columns=["verdict", "margin"])
+        return None
     # a Styler: its HTML shows every margin whole, where a DataFrame's cuts cells at 50 characters
     return pd.DataFrame(rows).set_index("the paper's claim").style.set_properties(**{"text-align": "left"})
 

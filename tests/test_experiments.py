@@ -122,3 +122,6 @@ def test_outcomes_are_saved_with_seeds_spreads_and_verdicts(tmp_path, monkeypatc
     assert glued["claim0"] == "holds" and glued["claim0_text"] == "ours beats the other"
     assert "2 seeds" in glued["claim0_margin"] and glued["ours"] == "11.0 ± 1.4"
     assert list(table.data["verdict"]) == ["holds"]
+    o.claims = []  # nothing to decide (the appendix's samples): nothing shown, the JSON still written
+    assert reports.publish(o, tmp_path) is None
+    assert json.loads((tmp_path / "table3-mnist.json").read_text())["claims"] == []

@@ -34,6 +34,22 @@ def test_parameters_are_documented_and_the_twin_matches(path):
     assert [c.source for c in twin.cells] == [c.source for c in ran]
 
 
+EXECUTED_COPIES = sorted((ROOT / "notebooks").glob("*/*.ipynb"))  # other datasets: reproduce --out
+
+
+@pytest.mark.parametrize("path", EXECUTED_COPIES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_executed_copies_ran_the_current_notebook(path):
+    """A page for another dataset (``notebooks/fashion_mnist/table2.ipynb``) must show what the
+    notebook of the same name holds today: same cells, other injected parameters."""
+    source = jupytext.read(ROOT / "notebooks" / path.name)
+    ran = [c for c in jupytext.read(path).cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    assert [c.source for c in source.cells if "injected-parameters" not in c.metadata.get("tags", [])] \
+        == [c.source for c in ran]
+    injected = next(c.source for c in jupytext.read(path).cells
+                    if "injected-parameters" in c.metadata.get("tags", []))
+    assert f'dataset = "{path.parent.name}"' in injected
+
+
 @pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory):
     """One cache for all notebooks, as in real use: later notebooks reuse earlier models and scores."""
