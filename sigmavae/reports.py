@@ -123,7 +123,7 @@ def table3(o: Outcome):
              "q̂ - prior (paired)": _cell(n["gain"][m], 2),
              "paper, prior": n["paper"].get(m, (math.nan,) * 2)[0],
              "paper, q̂": n["paper"].get(m, (math.nan,) * 2)[1],
-             "σ²_dataset": _cell(n["sigma2"][m], 5)} for m in TABLE3_MODELS]
+             "σ² (ours: σ²_dataset)": _cell(n["sigma2"][m], 5)} for m in TABLE3_MODELS]
     return _frame(rows, "model")
 
 
