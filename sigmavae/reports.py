@@ -187,8 +187,8 @@ def save_results(o: Outcome, results_dir) -> Path:
 def publish(o: Outcome, results_dir="results"):
     """The end of every notebook: write the JSON, glue the headline values, the profile line and
     each claim (``claim0_text``, ``claim0`` = verdict, ``claim0_margin``) for the book's summary,
-    and return the claims table to display. Without myst-nb (e.g. on Colab) only the JSON is
-    written: there is no book to paste into."""
+    and return the claims table to display (None where nothing is decided). Without myst-nb (e.g.
+    on Colab) only the JSON is written: there is no book to paste into."""
     save_results(o, results_dir)
     values = {**o.headline, "profile": header(o.params)}
     for i, c in enumerate(o.claims):
