@@ -394,10 +394,10 @@ def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, exten
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1)  # [G, G, 2], y up the rows
     columns = {}
     first = sweep_models(p, p.seeds[0])
+    x = store.images(p.dataset, "train")
     for label, config in sorted(first.items(), key=lambda kv: -store.model(kv[1]).sigma2):
         model = store.model(config)
         name = f"{model.sigma2:.3g} (learned)" if label == "learned" else label
-        x = store.images(p.dataset, "train")
         columns[name] = {"aggregate posterior q(z)": AggregatePosterior().fit(model, x).log_prob(grid),
                          "q̂(z), Gaussian mixture":
                              store.qhat(config, p.components, p.seeds[0], p.qhat_points).log_prob(grid)}
@@ -439,10 +439,11 @@ def figure1(p: Params, store: Store | None = None) -> Outcome:
     by = {q: {k: est[f"{q} {k}"] for k in labels} for q in ("sigma2", "elbo", "fid_qhat", "fid_prior", "kl")}
     claims = paper.figure1_claims(by["elbo"], by["fid_qhat"], by["fid_prior"])
     best = max((k for k in labels if k != "learned"), key=lambda k: by["elbo"][k].mean)
+    kind = fid_kind(store, p)
     headline = {"elbo_learned": by["elbo"]["learned"].text(1), "elbo_best_fixed": by["elbo"][best].text(1),
                 "elbo_best_fixed_sigma2": best, "fid_qhat_learned": by["fid_qhat"]["learned"].text(1),
-                "fid_prior_learned": by["fid_prior"]["learned"].text(1), "fid_kind": fid_kind(store, p)}
-    return Outcome("figure1", p, {**by, "fid_kind": fid_kind(store, p)}, claims, headline=headline)
+                "fid_prior_learned": by["fid_prior"]["learned"].text(1), "fid_kind": kind}
+    return Outcome("figure1", p, {**by, "fid_kind": kind}, claims, headline=headline)
 
 
 # ----------------------------------------------------------------------------- Table 2, Figure 2
@@ -472,12 +473,13 @@ def table2(p: Params, store: Store | None = None) -> Outcome:
     claims = paper.table2_claims(protocol)
     others = [n for n in TABLE2_METHODS if n != "ours"]
     best = min(others, key=lambda n: protocol[n].mean)
-    headline = {"fid_kind": fid_kind(store, p), "ours": protocol["ours"].text(1),
+    kind = fid_kind(store, p)
+    headline = {"fid_kind": kind, "ours": protocol["ours"].text(1),
                 "best_other": protocol[best].text(1),
                 "best_other_name": best, "real": fids["real"].text(1),
                 "paper_ours": ref.get("ours", float("nan")), "paper_real": ref.get("real", float("nan")),
                 "paper_best_other": min((ref[n] for n in others if n in ref), default=float("nan"))}
-    return Outcome("table2", p, {**fids, "protocol": protocol, "fid_kind": fid_kind(store, p), "paper": ref},
+    return Outcome("table2", p, {**fids, "protocol": protocol, "fid_kind": kind, "paper": ref},
                    claims, headline=headline,
                    figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), 64)})
 
@@ -489,10 +491,10 @@ def figure2(p: Params, store: Store | None = None) -> Outcome:
     fids = _fid_table(p, store)
     gains = {n: fids["prior"][n] - fids["qhat"][n] for n in TABLE2_METHODS}
     weakest = min(gains, key=lambda n: gains[n].mean)
+    kind = fid_kind(store, p)
     headline = {"ours_qhat": fids["qhat"]["ours"].text(1), "ours_prior": fids["prior"]["ours"].text(1),
-                "smallest_gap": gains[weakest].text(1), "smallest_gap_method": weakest,
-                "fid_kind": fid_kind(store, p)}
-    return Outcome("figure2", p, {**fids, "gain": gains, "fid_kind": fid_kind(store, p)},
+                "smallest_gap": gains[weakest].text(1), "smallest_gap_method": weakest, "fid_kind": kind}
+    return Outcome("figure2", p, {**fids, "gain": gains, "fid_kind": kind},
                    paper.figure2_claims(fids["qhat"], fids["prior"]), headline=headline,
                    figures={"samples": _sample_grids(p, store, ["ours"], 64)})
 
@@ -605,10 +607,11 @@ def table4(p: Params, store: Store | None = None) -> Outcome:
     by = {q: {m: est[f"{q} {m}"] for m in ms} for q in ("fid", "heldout", "seconds")}
     reference = min(ms, key=lambda m: abs(m - 32))  # the paper's M for 28×28 data, or the nearest
     claims = paper.table4_claims(by["fid"], est["prior"], reference)
+    kind = fid_kind(store, p)
     headline = {"reference_m": reference, "fid_ref": by["fid"][reference].text(1),
                 "fid_prior": est["prior"].text(1),
                 "fid_largest_m": by["fid"][ms[-1]].text(1), "largest_m": ms[-1],
-                "fid_kind": fid_kind(store, p),
+                "fid_kind": kind,
                 "paper_celeba_500": paper.TABLE4[500], "paper_celeba_2000": paper.TABLE4[2000]}
     from .fid import generate
     from .sampling import StandardNormalPrior
@@ -620,7 +623,7 @@ def table4(p: Params, store: Store | None = None) -> Outcome:
     grids = {f"q̂, M = {m}": generate(model, store.qhat(config, m, seed, p.qhat_points), 64, seed)
              for m in shown}
     grids["prior"] = generate(model, StandardNormalPrior(model.latent_dim), 64, seed)
-    return Outcome("table4", p, {**by, "fid_prior": est["prior"], "fid_kind": fid_kind(store, p)}, claims,
+    return Outcome("table4", p, {**by, "fid_prior": est["prior"], "fid_kind": kind}, claims,
                    headline=headline, figures={"samples": {"ours": grids}})
 
 
