@@ -64,11 +64,13 @@ def two_processes(args) -> float:
 
 def worker(args) -> None:
     """One training (under torchrun: one rank of it); rank 0 prints its samples per second."""
-    from sigmavae.training import TrainConfig, train
+    from sigmavae.config import TrainConfig
+    from sigmavae.runtime import Runtime
+    from sigmavae.training import train
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     config = TrainConfig("mnist", epochs1=args.epochs, epochs2=0, batch_size=args.batch_size)
-    _, history = train(config, "cpu", data=data(args.images), progress=False)
+    _, history = train(config, runtime=Runtime(device="cpu", progress=False), data=data(args.images))
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps([h["seconds"] for h in history]))
         print(samples_per_second(history, args.images))

@@ -19,10 +19,13 @@ import time
 import torch
 from train_speed import plain_seconds
 
+from sigmavae.config import TrainConfig
 from sigmavae.data import as_float, load_dataset
 from sigmavae.metrics import elbo, iwae_log_likelihood
+from sigmavae.models import VAE
 from sigmavae.objectives import elbo_loss
-from sigmavae.training import TrainConfig, build_model, dataset_sigma2, stages, train
+from sigmavae.runtime import Runtime
+from sigmavae.training import dataset_sigma2, stages, train
 
 
 def closed_form_step_loss(model, x, config):
@@ -37,7 +40,8 @@ def closed_form_step_loss(model, x, config):
 def train_plain(config: TrainConfig, x: torch.Tensor) -> tuple[torch.nn.Module, float]:
     """Algorithm 1 by the plain loop: the project's model, objective, Adam, stage switch and batch
     order (the same seeded permutation per epoch), NCHW tensors and nothing else."""
-    model = build_model(config)
+    torch.manual_seed(config.seed)
+    model = VAE.from_config(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     if config.sigma_update == "closed_form":
         model.sigma.requires_grad_(False)
@@ -79,7 +83,7 @@ def main() -> None:
         config = TrainConfig(epochs1=args.epochs1, epochs2=args.epochs2, sigma_update="closed_form",
                              seed=seed)
         start = time.perf_counter()
-        model, _ = train(config, device="cpu", data=x, progress=False)
+        model, _ = train(config, runtime=Runtime(device="cpu", progress=False), data=x)
         ways = {"project": (model, time.perf_counter() - start), "plain": train_plain(config, x)}
         for way, (model, seconds) in ways.items():
             e, ll = score(model, x_test, seed)

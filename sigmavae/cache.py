@@ -36,9 +36,13 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .classifier import default_cache_dir
-from .runs import atomic_write
-from .training import TrainConfig, train
+from .config import TrainConfig
+from .data import load_dataset
+from .fid import make_extractor
+from .runs import load_run
+from .runtime import Runtime, atomic_write, resolve_device
+from .sampling import GaussianMixturePrior, fit_aggregate_posterior
+from .training import train
 
 
 def config_key(config: TrainConfig) -> str:
@@ -47,16 +51,16 @@ def config_key(config: TrainConfig) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def run_dir(config: TrainConfig, cache_dir: str | os.PathLike | None = None) -> Path:
-    base = Path(cache_dir or default_cache_dir()) / "runs"
-    return base / f"{config.dataset}-{config.method}-{config_key(config)}"
+def run_dir(config: TrainConfig, cache: str | os.PathLike) -> Path:
+    """Where the cache folder ``cache`` keeps the run of ``config``."""
+    return Path(cache) / "runs" / f"{config.dataset}-{config.method}-{config_key(config)}"
 
 
-def cached_run(config: TrainConfig, cache_dir: str | os.PathLike | None = None, device="auto",
-               data_root=None, download=None, progress: bool = True) -> Path:
-    """The run directory of ``config``, trained (once, under a lock) if it is not cached yet; a
-    training that was killed or interrupted is resumed where its last checkpoint left it."""
-    target = run_dir(config, cache_dir)
+def cached_run(config: TrainConfig, *, runtime: Runtime) -> Path:
+    """The run directory of ``config`` in ``runtime``'s cache, trained (once, under a lock, with
+    ``runtime``'s device, data and download permission) if it is not cached yet; a training that
+    was killed or interrupted is resumed where its last checkpoint left it."""
+    target = run_dir(config, runtime.cache)
     if (target / "model.pt").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -67,8 +71,7 @@ def cached_run(config: TrainConfig, cache_dir: str | os.PathLike | None = None, 
         for stale in target.parent.glob(target.name + ".tmp-*"):  # left by versions before .partial
             shutil.rmtree(stale, ignore_errors=True)
         partial = target.with_name(target.name + ".partial")
-        train(config, device, partial, data_root=data_root, download=download, progress=progress,
-              resume=True)
+        train(config, out_dir=partial, runtime=runtime, resume=True)
         os.replace(partial, target)
     return target
 
@@ -80,15 +83,14 @@ def settings_key(settings: dict) -> str:
 
 class Store:
     """Trained models, fitted q̂ and computed scores, each computed at most once (see the module
-    docstring), on one device. ``computed`` counts what this object computed, by kind."""
+    docstring), in ``runtime``'s cache and on its device. ``computed`` counts what this object
+    computed, by kind."""
 
-    def __init__(self, *, cache_dir=None, device="auto", data_root=None, download=None,
-                 progress: bool = True):
-        from .training import resolve_device
-
-        self.base = Path(cache_dir or default_cache_dir())
-        self.device = resolve_device(device)
-        self.data_root, self.download, self.progress = data_root, download, progress
+    def __init__(self, *, runtime: Runtime):
+        self.runtime = runtime
+        self.base = runtime.cache
+        self.device = resolve_device(runtime.device)
+        self.progress = runtime.progress
         self._run_dirs: dict = {}  # config key → a run directory outside the cache (attach)
         self.computed: Counter = Counter()
         self._models: dict = {}
@@ -98,21 +100,16 @@ class Store:
 
     def images(self, dataset: str, split: str) -> torch.Tensor:
         """A split on the device: the training set as uint8 (4× smaller), the test set as float."""
-        from .data import load_dataset
-
         if (dataset, split) not in self._images:
             dtype = torch.uint8 if split == "train" else torch.float32
-            self._images[dataset, split] = load_dataset(dataset, split, self.data_root, self.download,
-                                                        dtype=dtype).to(self.device)
+            self._images[dataset, split] = load_dataset(dataset, split, self.runtime.data_root,
+                                                        self.runtime.download, dtype=dtype).to(self.device)
         return self._images[dataset, split]
 
-    def extractor(self, kind: str, dataset: str, weights=None):
-        """The FID feature extractor (:func:`sigmavae.fid.make_extractor`), loaded once."""
-        from .fid import make_extractor
-
+    def extractor(self, kind: str, dataset: str):
+        """The FID feature extractor of ``kind`` (:func:`sigmavae.fid.make_extractor`), loaded once."""
         if (kind, dataset) not in self._extractors:
-            self._extractors[kind, dataset] = make_extractor(kind, dataset, self.device, self.data_root,
-                                                             weights, self.base, self.download)
+            self._extractors[kind, dataset] = make_extractor(kind, dataset, runtime=self.runtime)
         return self._extractors[kind, dataset]
 
     def run_dir(self, config: TrainConfig) -> Path:
@@ -126,13 +123,11 @@ class Store:
 
     def model(self, config: TrainConfig):
         """The trained model of ``config`` (trained first if it is not cached), in eval mode."""
-        from .training import load_run
-
         key = config_key(config)
         if key not in self._models:
             if not (self.run_dir(config) / "model.pt").is_file():
                 self.computed["model"] += 1
-            path = cached_run(config, self.base, self.device, self.data_root, progress=self.progress)
+            path = cached_run(config, runtime=self.runtime)
             self._models[key] = load_run(path, self.device)[0]
         return self._models[key]
 
@@ -151,8 +146,6 @@ class Store:
         """q̂ (Eq. 13) of ``config``'s model: ``components`` Gaussians fitted on one posterior
         sample per training image (drawn with ``seed``), or per image of a seeded random subset of
         ``points`` images (CelebA: 50k, as the paper's Table 4 text). Fitted once, then read back."""
-        from .sampling import GaussianMixturePrior, fit_aggregate_posterior
-
         subset = points is not None and points < len(self.images(config.dataset, "train"))
         name = f"qhat-{components}-seed{seed}" + (f"-n{points}" if subset else "")
         path = self.run_dir(config) / f"{name}.pt"

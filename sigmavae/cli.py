@@ -1,8 +1,10 @@
 """The ``sigmavae`` command: ``train``, ``evaluate``, ``sample``, ``reproduce``.
 
 A run directory holds ``config.json``, ``history.json`` and ``model.pt`` after ``train``;
-``evaluate`` adds ``metrics.json`` and the fitted q̂ (``qhat-M-seedS.pt``, plain tensors), which
-``sample`` reuses. q̂ files are only ever read with ``weights_only`` (never unpickled): a
+``evaluate`` adds ``metrics.json``, the fitted q̂ (``qhat-M-seedS.pt``, plain tensors), which
+``sample`` reuses, and ``scores/``: the same parameter check, cache and score functions as the
+notebooks (:mod:`sigmavae.params`, :class:`sigmavae.cache.Store`, :mod:`sigmavae.scores`), every
+number ± its error. q̂ files are only ever read with ``weights_only`` (never unpickled): a
 ``gmm-M.pkl`` of older versions is ignored. While ``train`` runs the directory also holds
 ``checkpoint.pt`` (every epoch, and on Ctrl-C / SIGTERM), from which ``train ... --resume``
 continues exactly. Errors are one line: exit 2 for bad input, 1 when training diverges, 128 + the
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import sys
 import types
@@ -29,10 +32,15 @@ import typing
 from pathlib import Path
 
 from . import __version__, distributed
+from .cache import Store
 from .config import TrainConfig
-from .fid import FID_KINDS
-from .runs import load_run
-from .training import TrainingInterrupted, resolve_device, train
+from .fid import FID_KINDS, generate
+from .params import Params, resolve_params
+from .plots import save_grid
+from .runs import TrainingInterrupted, load_run, run_config
+from .runtime import Runtime, atomic_write, resolve_device
+from .scores import elbo_score, fid_score, iwae_score, kl_score, latent_distribution
+from .training import train
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     common(t)
 
-    e = sub.add_parser("evaluate", help="ELBO, IWAE (prior and q̂), KL(q̂‖p) → metrics.json")
+    e = sub.add_parser("evaluate", help="ELBO, IWAE (prior and q̂), KL(q̂‖p), FID, each ± its error "
+                                        "→ metrics.json")
     e.add_argument("run_dir")
     e.add_argument("--iwae-k", type=int, default=20, help="importance samples (Table 3: 20)")
     e.add_argument("--iwae-n", type=int, default=500, help="test images (Table 3: 500)")
@@ -85,13 +94,15 @@ def _parser() -> argparse.ArgumentParser:
                         "classifier (offline; not comparable with Inception FID), auto (inception where "
                         "its weights are here or --download is given, else classifier) or none")
     e.add_argument("--fid-n", type=int, default=10_000, help="generated and real images for FID")
+    e.add_argument("--fid-bootstrap", type=int, default=50, help="resamples for each FID's std")
     e.add_argument("--fid-weights", default=None, help="pt_inception-2015-12-05-6726825d.pth")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     common(e)
 
     s = sub.add_parser("sample", help="a PNG grid of decoder means g(z), z from q̂ or the prior")
     s.add_argument("run_dir")
-    s.add_argument("--from", dest="source", choices=("gmm", "prior"), default="gmm")
+    s.add_argument("--from", dest="source", choices=("qhat", "prior"), default="qhat",
+                   help="q̂, the Gaussian mixture fitted to the aggregate posterior (Eq. 13), or p(z)")
     s.add_argument("-n", type=int, default=100)
     s.add_argument("--nrow", type=int, default=10)
     s.add_argument("--components", type=int, default=None, help="default 32; CelebA 500")
@@ -183,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args) -> int:
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    model, history = train(config, args.device, args.out, data_root=args.data_root,
-                           download=args.download or None, progress=not args.quiet,
+    model, history = train(config, out_dir=args.out, runtime=_runtime(args, progress=not args.quiet),
                            resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 reports
         return 0
@@ -198,108 +208,116 @@ def _train(args) -> int:
     return 0
 
 
-def _qhat_path(run_dir: Path, components: int, seed: int) -> Path:
-    return run_dir / f"qhat-{components}-seed{seed}.pt"
+def _runtime(args, progress: bool = False) -> Runtime:
+    """The runtime settings of the common options (device, data root, download, FID weights)."""
+    return Runtime(device=args.device, data_root=args.data_root, download=args.download or None,
+                   fid_weights=getattr(args, "fid_weights", None), progress=progress)
 
 
-def _components(args, dataset: str) -> int:
-    if args.components is not None:
-        return args.components
-    return 500 if dataset == "celeba" else 32
+def _run_params(args, config: TrainConfig, **given) -> Params:
+    """The notebooks' parameter check for scoring one run: its dataset and code size, the CLI's
+    options, the appendix's q̂ (32 components; CelebA 500 on 50k latents) where none is given;
+    refusals (a FID CelebA cannot have, bad values) before anything is loaded."""
+    rt = _runtime(args)
+    return resolve_params({}, given.pop("needs_fid", False), dataset=config.dataset,
+                          latent_dim=config.latent_dim, components=args.components, seeds=[args.seed],
+                          device=str(rt.device), data_root=rt.data_root, download=rt.download,
+                          fid_weights=rt.fid_weights, progress=False, **given)
+
+
+def _open(args, needs_fid: bool = False, **given):
+    """(params, store, config) of the run directory ``args.run_dir``: the run checked, the
+    parameters checked, then the model loaded, and a store whose q̂ and scores live in the run
+    directory itself (the files the notebooks' cache keeps: ``qhat-<M>-seed<S>.pt``, ``scores/``)."""
+    run_dir = Path(args.run_dir)
+    config = run_config(run_dir)
+    p = _run_params(args, config, needs_fid=needs_fid, **given)
+    store = Store(runtime=p.runtime)
+    store.attach(config, run_dir, load_run(run_dir, store.device)[0])
+    return p, store, config
 
 
 def _evaluate(args) -> int:
-
-    from .metrics import evaluate
-
-    run_dir = Path(args.run_dir)
-    model, config, _ = load_run(run_dir, args.device)
-    args.components = _components(args, config.dataset)
-    store = _store(args, config, run_dir, model)
-    x_train, x_test = store.images(config.dataset, "train"), store.images(config.dataset, "test")
-    device = store.device
-    metrics, qhat = evaluate(model, x_train, x_test, args.iwae_k, args.iwae_n, args.components,
-                             args.kl_samples, args.kl_runs, args.seed,
-                             qhat=store.qhat(config, args.components, args.seed))
-    metrics = {"run": str(run_dir), "dataset": config.dataset, "method": config.method, **metrics}
+    fid = args.fid if args.fid != "none" else "auto"
+    p, store, config = _open(args, needs_fid=args.fid != "none", n_samples=args.iwae_n, iwae_k=args.iwae_k,
+                             kl_samples=args.kl_samples, kl_runs=args.kl_runs, fid=fid,
+                             fid_bootstrap=args.fid_bootstrap)
+    model, seed = store.model(config), args.seed
+    e, iw = elbo_score(store, config, p, seed), iwae_score(store, config, p, seed)
+    kl, kl_se = kl_score(store, config, p, seed)
+    metrics = {"run": args.run_dir, "dataset": config.dataset, "method": config.method, "seed": seed,
+               "elbo": e["elbo"], "elbo_stderr": e["elbo_stderr"], "recon": e["recon"], "kl": e["kl"],
+               **{f"iwae_{k}{suffix}": iw[k][stat] for k in ("prior", "qhat", "gain")
+                  for suffix, stat in (("", "mean"), ("_stderr", "stderr"))},
+               "kl_qhat_prior": kl, "kl_qhat_prior_stderr": kl_se,
+               "sigma2_dataset": model.sigma2, "variance": model.variance,
+               "variance_floor": model.floor if model.variance == "pixel" else None,
+               "iwae_k": p.iwae_k, "iwae_n": p.n_samples, "components": p.components}
     if args.fid != "none":
-        from .fid import fid, fid_scores, make_extractor, real_statistics
-        from .sampling import StandardNormalPrior
-
-        extractor = make_extractor(args.fid, config.dataset, device, args.data_root, args.fid_weights,
-                                   download=args.download or None)
-        real = real_statistics(extractor, config.dataset, "test", args.fid_n, args.data_root)
-        latents = {"gmm": qhat, "prior": StandardNormalPrior(model.latent_dim)}
-        metrics.update(fid_kind=f"{extractor.kind} FID", fid_features=extractor.key, fid_n=args.fid_n,
-                       **fid_scores(model, extractor, real, latents, args.fid_n, args.seed),
-                       fid_real=fid(x_train[: args.fid_n], real, extractor))  # Table 2's "real images"
+        pf = dataclasses.replace(p, n_samples=args.fid_n)
+        for source, cfg in (("qhat", config), ("prior", config), ("real", None)):
+            value, std = fid_score(store, cfg, pf, seed, source)  # real: training images, Table 2's row
+            metrics |= {f"fid_{source}": value, f"fid_{source}_std": std}
+        extractor = store.extractor(pf.fid, config.dataset)
+        metrics |= {"fid_kind": f"{extractor.kind} FID", "fid_n": args.fid_n,
+                    "fid_bootstrap": pf.fid_bootstrap}
         if extractor.kind == "classifier":
             metrics["fid_classifier_test_accuracy"] = extractor.info["test_accuracy"]
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write(Path(args.run_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if args.json:
         print(json.dumps(metrics, indent=2))
-    else:
-        for key, value in metrics.items():
-            print(f"{key:<20} {value:.6g}" if isinstance(value, float) else f"{key:<20} {value}")
+        return 0
+    for key, value in metrics.items():
+        if key.endswith(("_stderr", "_std")):
+            continue
+        err = metrics.get(f"{key}_stderr", metrics.get(f"{key}_std"))
+        text = f"{value:.6g}" if isinstance(value, float) else str(value)
+        print(f"{key:<22} {text}" + (f" ± {err:.2g}" if isinstance(err, float) else ""))
     return 0
 
 
-def _store(args, config, run_dir: Path, model):
-    """The cache's q̂ and scores, kept in the run directory itself (the same files the notebooks'
-    cache keeps: ``qhat-<M>-seed<S>.pt``, plain tensors)."""
-    from .cache import Store
-
-    store = Store(device=args.device, data_root=args.data_root, download=args.download or None,
-                  progress=False)
-    store.attach(config, run_dir, model)
-    return store
-
-
 def _sample(args) -> int:
-    from .fid import generate
-    from .plots import save_grid
-    from .sampling import StandardNormalPrior
-
     run_dir = Path(args.run_dir)
-    model, config, _ = load_run(run_dir, args.device)
-    args.components = _components(args, config.dataset)
-    qhat_path = _qhat_path(run_dir, args.components, args.seed)
-    if args.source == "prior":
-        dist = StandardNormalPrior(model.latent_dim)
-    else:
+    if args.source == "qhat":
         legacy = sorted(p.name for p in run_dir.glob("gmm-*.pkl"))
         if legacy:  # never unpickled: a pickle someone shared could run their code
             print(f"sigmavae sample: note: ignored {', '.join(legacy)} (pickled q̂ of an older version; "
-                  f"unpickling could run code), using {qhat_path.name}; delete them", file=sys.stderr)
-        # read with weights_only (anything but plain tensors is refused), or fitted and saved
-        dist = _store(args, config, run_dir, model).qhat(config, args.components, args.seed)
-    images = generate(model, dist, args.n, args.seed)
+                  "unpickling could run code); delete them", file=sys.stderr)
+    p, store, config = _open(args)
+    dist = latent_distribution(store, config, p, args.seed, args.source)  # q̂: read back, or fitted
+    images = generate(store.model(config), dist, args.n, args.seed)
     print(f"wrote {save_grid(images, args.out, args.nrow)} ({args.n} samples from {args.source})")
     return 0
 
 
 def _reproduce(args) -> int:
-    import yaml
+    try:  # papermill, ipykernel and pyyaml: `pip install sigmavae[notebooks]`
+        import yaml
 
-    from .reproduce import reproduce
+        from .reproduce import reproduce
+    except ImportError as err:
+        raise ImportError(f"{err.name} is missing: `pip install sigmavae[notebooks]` (papermill, "
+                          "ipykernel, pyyaml) to run the notebooks") from err
 
     only = args.only.split(",") if args.only else None
     # values parse as papermill's own -p does: None/True/False, numbers, else strings (and lists)
     words = {"None": None, "True": True, "False": False}
     params = {name: words[v] if v in words else yaml.safe_load(v) for name, v in args.param}
-    import logging
-
     # papermill logs each notebook's printed output at INFO: training progress reaches this terminal
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("    | %(message)s"))
     logger = logging.getLogger("papermill")
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    level, logger.level = logger.level, logging.INFO
     submitit_options = {"partition": args.slurm_partition, "gpus_per_job": args.slurm_gpus,
                         "cpus_per_job": args.slurm_cpus, "timeout_min": args.slurm_time,
                         "folder": args.submitit_folder}
-    reproduce(args.profile, notebooks_dir=args.notebooks, out_dir=args.out, only=only, parameters=params,
-              jobs=args.jobs, log_output=True, executor=args.executor, submitit_options=submitit_options)
+    try:
+        reproduce(args.profile, notebooks_dir=args.notebooks, out_dir=args.out, only=only, parameters=params,
+                  jobs=args.jobs, log_output=True, executor=args.executor, submitit_options=submitit_options)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
     return 0
 
 

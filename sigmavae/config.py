@@ -1,7 +1,9 @@
 """What determines a trained model: :class:`TrainConfig`, and the appendix tables it defaults to.
 
 Defaults are appendix B.1's table: batch 256, latent 16, 16 + 14 epochs, Adam, lr 5e-4 (B.2's for
-CelebA: latent 256, 75 + 20 epochs). Each field carries its help text (and its choices, where there
+CelebA: latent 256, 75 + 20 epochs). :data:`APPENDIX` is that table, with q̂'s settings beside it,
+in one place: the training config, the notebooks' parameters (:mod:`sigmavae.params`) and the
+command line read it from here. Each field carries its help text (and its choices, where there
 are some) in ``dataclasses.field(metadata=...)``: ``sigmavae train`` builds one ``--option`` per
 field from them (:mod:`sigmavae.cli`), so a new field is one edit here.
 
@@ -16,14 +18,24 @@ import math
 from dataclasses import dataclass, field
 
 from .data import DATASETS
-from .objectives import OBJECTIVES
 
-METHODS = tuple(OBJECTIVES)
+# Each method's objective is sigmavae.objectives.OBJECTIVES[method].
+METHODS = ("sigma", "fixed", "vae", "beta-vae", "dip-vae", "wae")
 SIGMA_UPDATES = ("sigma", "log_sigma", "closed_form")
 DIP_TYPES = ("i", "ii")
-# Appendix B.1 / B.2 tables: code size and the epochs of the two stages.
-APPENDIX_DEFAULTS = {"28x28": {"latent_dim": 16, "epochs1": 16, "epochs2": 14},
-                     "celeba": {"latent_dim": 256, "epochs1": 75, "epochs2": 20}}
+# Appendix B.1 (28×28 data) and B.2 (CelebA) tables: code size and the epochs of the two stages;
+# and q̂'s settings: 32 components (Table 1) on one latent per training image, and for CelebA
+# 500 components on 50k latents (the text of Table 4).
+APPENDIX = {"28x28": {"latent_dim": 16, "epochs1": 16, "epochs2": 14, "components": 32, "qhat_points": None},
+            "celeba": {"latent_dim": 256, "epochs1": 75, "epochs2": 20, "components": 500,
+                       "qhat_points": 50_000}}
+TRAINING_DEFAULTS = ("latent_dim", "epochs1", "epochs2")  # the part of APPENDIX a TrainConfig takes
+
+
+def appendix(dataset: str) -> dict:
+    """The appendix table of ``dataset``: B.2's for CelebA, B.1's for the 28×28 datasets."""
+    return APPENDIX["celeba" if dataset == "celeba" else "28x28"]
+
 # σ² that a method fixes (the paper's framing of VAE and β-VAE; WAE's cost 0.05‖x - g‖² ⇔ σ² = 10).
 METHOD_SIGMA2 = {"vae": 0.5, "beta-vae": 1.0, "wae": 10.0}
 
@@ -67,10 +79,10 @@ class TrainConfig:
 
     def __post_init__(self):
         problems = []
-        table = APPENDIX_DEFAULTS["celeba" if self.dataset == "celeba" else "28x28"]
-        for name, value in table.items():
+        table = appendix(self.dataset)
+        for name in TRAINING_DEFAULTS:
             if getattr(self, name) is None:
-                setattr(self, name, value)
+                setattr(self, name, table[name])
         if self.method in METHOD_SIGMA2:
             if self.sigma2 is not None and self.sigma2 != METHOD_SIGMA2[self.method]:
                 problems.append(f"method {self.method} fixes σ² = {METHOD_SIGMA2[self.method]}; "

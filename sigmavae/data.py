@@ -15,17 +15,29 @@ The training loop slices this tensor on the device: no per-sample DataLoader, no
   Test split: partition 2 of the official file (19,962 images), else a seeded random 20k
   ("about 10%", appendix A.2). Nothing is ever downloaded for CelebA.
 
-``dtype=torch.uint8`` returns the 8-bit pixels instead (4× less memory: CelebA's training set is
-9.9 GB instead of 40 GB); the training loop converts each batch on the device (:func:`as_float`).
+Files that are there but truncated or corrupt are refused with :class:`CorruptDatasetError`, naming
+the file and the remedy, before any reader chokes on them: each IDX file's header (magic number,
+dimensions) and size, each CelebA cache's ``torch.load``. A download that fails (every mirror of a
+file, or a checksum mismatch) raises :class:`DatasetNotFoundError` naming the URLs tried and what to
+do instead.
+
+``dtype=torch.uint8`` returns the 8-bit pixels instead (4× less memory: CelebA's official training
+split, 182,637 images at 3×128×128, is 9.0 GB instead of 36 GB); the training loop converts each
+batch on the device (:func:`as_float`).
 """
 
 from __future__ import annotations
 
+import http.client
 import os
+import re
+import struct
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from .runtime import atomic_write
 
 DATASETS = ("mnist", "fashion_mnist", "digits", "synthetic", "celeba")
 SPLITS = ("train", "test")
@@ -43,8 +55,17 @@ _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
+# IDX headers (big-endian): magic 0x0803 = uint8 data in 3 dimensions (N, rows, cols), 0x0801 = 1 (N).
+_IDX_MAGIC = {"images": 2051, "labels": 2049}
+
+
 class DatasetNotFoundError(FileNotFoundError):
-    """The dataset's files are not where we looked, and we were not allowed to download them."""
+    """The dataset's files are not where we looked, and we were not allowed to download them (or
+    the download failed)."""
+
+
+class CorruptDatasetError(ValueError):
+    """A dataset file is there but truncated or corrupt: the message names it and the remedy."""
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -105,6 +126,7 @@ def _torchvision_dataset(name: str, split: str, root: Path, download: bool | Non
     if download is None:
         download = os.environ.get("SIGMAVAE_DOWNLOAD", "") == "1"
     folder = root / _TORCHVISION[name] / "raw"
+    check_idx_files(folder)  # those that are there: a download would not replace them
     missing = [f for f in _IDX_FILES if not (folder / f).is_file()]
     if missing and not download:
         raise DatasetNotFoundError(
@@ -114,7 +136,98 @@ def _torchvision_dataset(name: str, split: str, root: Path, download: bool | Non
             "or allow a download with download=True / --download / SIGMAVAE_DOWNLOAD=1."
         )
     cls = getattr(torchvision.datasets, _TORCHVISION[name])
-    return cls(str(root), train=(split == "train"), download=download)
+    if not missing:
+        return cls(str(root), train=(split == "train"), download=False)
+    try:
+        return cls(str(root), train=(split == "train"), download=True)
+    except (RuntimeError, OSError, http.client.HTTPException) as err:  # URLError, HTTPError: OSErrors
+        check_idx_files(folder)  # what was fetched may be what is broken
+        if not isinstance(err, RuntimeError) or str(err).startswith("Error downloading"):
+            raise _download_error(name, cls, folder, err) from None
+        raise
+
+
+def check_idx_files(folder: Path) -> None:
+    """Refuse, with :class:`CorruptDatasetError`, any of the four IDX files in ``folder`` whose
+    header or size is wrong, or an images file and its labels file that disagree on the count.
+    Reads only the headers and the file sizes; files that are not there are not checked."""
+    counts = {}
+    for f in _IDX_FILES:
+        if (folder / f).is_file():
+            counts[f] = _idx_count(folder / f, "images" if "images" in f else "labels")
+    for prefix in ("train", "t10k"):
+        images, labels = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+        if images in counts and labels in counts and counts[images] != counts[labels]:
+            raise CorruptDatasetError(
+                f"{folder / images} holds {counts[images]} images but {folder / labels} holds "
+                f"{counts[labels]} labels: one of them is truncated, corrupt or from another dataset; "
+                "delete both, then put the original IDX files there or pass download=True / --download "
+                "to fetch them again")
+
+
+def _idx_count(path: Path, kind: str) -> int:
+    """The number of images or labels in the IDX file ``path``, after checking its magic number
+    and that its size is the header's (16 bytes for images, 8 for labels) plus the data's."""
+    header = 16 if kind == "images" else 8
+    remedy = ("delete it, then put the original IDX file there or pass download=True / --download "
+              "to fetch it again")
+    with open(path, "rb") as fh:
+        head = fh.read(header)
+    size = path.stat().st_size
+    if head[:2] == b"\x1f\x8b":
+        raise CorruptDatasetError(
+            f"{path} is gzip-compressed, not an IDX {kind} file: decompress it (gunzip -c "
+            f"{path.name}.gz > {path.name}, the name without .gz), or {remedy}")
+    if len(head) < header:
+        raise CorruptDatasetError(
+            f"{path} is truncated or corrupt (found {size} bytes, less than the {header}-byte header "
+            f"of an IDX {kind} file); {remedy}")
+    magic, n, *dims = struct.unpack(">ii" if kind == "labels" else ">iiii", head)
+    if magic != _IDX_MAGIC[kind]:
+        raise CorruptDatasetError(
+            f"{path} is corrupt or not an IDX {kind} file (magic number {magic} in its header, expected "
+            f"{_IDX_MAGIC[kind]}); {remedy}")
+    if kind == "images":
+        rows, cols = dims
+        expected, what = header + n * rows * cols, f"{n} {rows}×{cols} images"
+    else:
+        expected, what = header + n, f"{n} labels"
+    if n < 0 or min(dims, default=0) < 0 or size != expected:
+        raise CorruptDatasetError(
+            f"{path} is truncated or corrupt (expected {expected} bytes for {what}, found {size}); {remedy}")
+    return n
+
+
+def _download_error(name: str, cls, folder: Path, err: Exception) -> DatasetNotFoundError:
+    """One line for a failed torchvision download: the URLs tried (mirror + file name) with what
+    each answered, the folder, and what to do instead. torchvision's MNIST.download tries every
+    mirror for each file and raises RuntimeError("Error downloading FILE:\nTried MIRROR, got:\n
+    ERROR\n..."); what it does not catch (a timeout while reading, a reply that is not HTTP)
+    escapes as it is."""
+    text = str(err)
+    found = re.match(r"Error downloading (\S+?):", text)
+    md5s = dict(cls.resources)
+    if found:
+        filename = found.group(1)
+    else:  # the first file whose IDX file is still missing is the one being fetched
+        filename = next((f for f, _ in cls.resources if not (folder / f.removesuffix(".gz")).is_file()),
+                        cls.resources[0][0])
+    reasons = dict(re.findall(r"^Tried (\S+), got:\n(.*)$", text, flags=re.MULTILINE))
+
+    def why(mirror: str) -> str:
+        reason = " ".join(reasons.get(mirror, "" if found else text).split()) or type(err).__name__
+        if reason == "File not found or corrupted.":  # download_url's integrity check
+            return (f"checksum mismatch: the file received does not have MD5 {md5s.get(filename)}; the "
+                    "transfer was cut short, or a proxy or captive portal answered instead of the server")
+        return reason[:200]
+
+    tried = "; ".join(f"{mirror}{filename} ({why(mirror)})" for mirror in cls.mirrors)
+    checksum = "checksum mismatch" in tried
+    return DatasetNotFoundError(
+        f"{name}: downloading {filename} failed{' (checksum mismatch)' if checksum else ''}; tried "
+        f"{tried}. Check the network connection and proxy settings (https_proxy, http_proxy) and try "
+        f"again, or put the four IDX files ({', '.join(_IDX_FILES)}) in {folder} yourself, or point "
+        f"--data-root / $SIGMAVAE_DATA at a folder that holds {_TORCHVISION[name]}/raw/ with them.")
 
 
 def _digits_split(split: str) -> torch.Tensor:
@@ -135,7 +248,30 @@ def _celeba(split: str, root: Path) -> torch.Tensor:
     cache = folder / f"celeba{CELEBA_SIZE}-{split}.pt"
     if not cache.is_file():
         _build_celeba_cache(folder)
-    return torch.load(cache, weights_only=True)
+    return _load_celeba_cache(cache)
+
+
+def _load_celeba_cache(cache: Path) -> torch.Tensor:
+    """A cached split, refused with :class:`CorruptDatasetError` when torch.load fails on it (a
+    build that was killed mid-write by an older version, a disk that filled) or it holds no
+    uint8 [N, 3, 128, 128] tensor."""
+    remedy = (f"delete it to rebuild it (and the other split's cache) from the JPEGs in "
+              f"{cache.parent / 'img_align_celeba'}/")
+    try:
+        x = torch.load(cache, weights_only=True)
+    except (PermissionError, IsADirectoryError):
+        raise
+    except Exception as err:  # truncated zip (RuntimeError), not a torch file (UnpicklingError), ...
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        raise CorruptDatasetError(f"{cache} is truncated or corrupt (torch.load failed: {reason}); "
+                                  f"{remedy}") from None
+    shape = (3, CELEBA_SIZE, CELEBA_SIZE)
+    if not (isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and x.dim() == 4 and x.shape[1:] == shape):
+        found = (f"a {x.dtype} tensor of shape {list(x.shape)}" if isinstance(x, torch.Tensor)
+                 else f"a {type(x).__name__}")
+        raise CorruptDatasetError(f"{cache} is not a CelebA cache (expected a uint8 tensor [N, 3, "
+                                  f"{CELEBA_SIZE}, {CELEBA_SIZE}], found {found}); {remedy}")
+    return x
 
 
 def _build_celeba_cache(folder: Path) -> None:
@@ -157,9 +293,7 @@ def _build_celeba_cache(folder: Path) -> None:
         with Image.open(f) as img:
             img = TF.center_crop(img.convert("RGB"), [CELEBA_CROP, CELEBA_CROP])
             img = TF.resize(img, [CELEBA_SIZE, CELEBA_SIZE], antialias=True)
-        out[i] = torch.from_numpy(np.asarray(img)).permute(2, 0, 1)
-    from .runs import atomic_write  # runs imports this module (image sizes): imported when needed
-
+        out[i] = torch.from_numpy(np.array(img)).permute(2, 0, 1)
     for split, mask in (("train", ~test), ("test", test)):
         atomic_write(folder / f"celeba{CELEBA_SIZE}-{split}.pt", out[mask].clone())
 

@@ -13,26 +13,28 @@ wherever its weights can be had, the classifier otherwise):
   (:mod:`sigmavae.classifier`): works offline, comparable only with other classifier FIDs.
 
 Images are passed in memory ([N, C, H, W] in [0, 1]), in batches on the model's device. Real-image
-statistics are cached as ``<cache>/fid-stats/<features>-<dataset>-<split>-<n>.npz``.
+features are cached as ``<cache>/fid-stats/<features>-<dataset>-<split>-<n>-features.npy``
+(:func:`real_features`); every FID carries a bootstrap std (:func:`fid_with_std`). The scores
+themselves are cached with the model they score (:mod:`sigmavae.scores`).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import tempfile
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
+from pytorch_fid.inception import InceptionV3
 from scipy import linalg
 
-from .classifier import default_cache_dir, load_classifier
+from .classifier import load_classifier
 from .data import as_float, load_dataset
-from .runs import atomic_write
+from .runtime import Runtime, atomic_write, read_file, resolve_device
 
 FID_KINDS = ("auto", "inception", "classifier", "none")
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -100,101 +102,75 @@ def resolve_inception_weights(path: str | os.PathLike | None = None) -> Path:
         "Offline, use --fid classifier (a dataset-specific CNN; not comparable with the paper's FID).")
 
 
-@contextmanager
-def _no_download(state_dict_source):
-    """pytorch-fid fetches its weights with ``load_state_dict_from_url``; serve them locally."""
-    with mock.patch("pytorch_fid.inception.load_state_dict_from_url", state_dict_source):
-        yield
-
-
-def download_allowed(download: bool | None = None) -> bool:
-    """``download``, or, when None, ``$SIGMAVAE_DOWNLOAD=1`` (the datasets' rule)."""
-    return download if download is not None else os.environ.get("SIGMAVAE_DOWNLOAD", "") == "1"
-
-
-def inception_available(weights=None, download: bool | None = None) -> bool:
+def inception_available(runtime: Runtime) -> bool:
     """Whether Inception FID can run here: its weights are local, or downloading is allowed."""
     try:
-        resolve_inception_weights(weights)
+        resolve_inception_weights(runtime.fid_weights)
     except FileNotFoundError:
-        return download_allowed(download)
+        return runtime.allow_download
     return True
 
 
-def choose_fid(kind: str, weights=None, download: bool | None = None) -> str:
+def choose_fid(kind: str, runtime: Runtime) -> str:
     """``auto`` → "inception" where :func:`inception_available`, else "classifier" (offline)."""
+    if kind not in FID_KINDS or kind == "none":
+        raise ValueError(f"unknown FID kind {kind!r}; choose auto, inception or classifier")
     if kind != "auto":
         return kind
-    return "inception" if inception_available(weights, download) else "classifier"
+    return "inception" if inception_available(runtime) else "classifier"
 
 
-def inception_extractor(weights: str | os.PathLike | None = None, device="cpu",
-                        download: bool | None = None) -> FeatureExtractor:
-    """pytorch-fid's InceptionV3 (pool3, 2048-d). ``weights="random"`` builds it with random weights
-    (for tests: same pipeline, meaningless numbers). Without local weights and with ``download``
-    allowed, pytorch-fid fetches them into torch hub's cache."""
-    from pytorch_fid.inception import InceptionV3
+def inception_extractor(*, runtime: Runtime) -> FeatureExtractor:
+    """pytorch-fid's InceptionV3 (pool3, 2048-d) on ``runtime``'s device, with the weights file
+    :func:`resolve_inception_weights` finds; where there is none and ``runtime`` allows downloads,
+    pytorch-fid fetches it into torch hub's cache.
 
-    if weights == "random":
-        import torchvision.models.inception as tv
-
-        with _no_download(lambda *a, **k: {}), \
-                mock.patch.object(tv.Inception3, "load_state_dict", lambda self, *a, **k: None):
-            net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
-    elif weights is None and not os.environ.get("SIGMAVAE_FID_WEIGHTS") and download_allowed(download) \
-            and not (Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE).is_file():
-        net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]])  # pytorch-fid downloads them
+    pytorch-fid reads its weights from torch hub's cache, ``<hub>/checkpoints/<file>``. A file
+    elsewhere (``fid_weights``, ``$SIGMAVAE_FID_WEIGHTS``) is first read here with
+    ``weights_only`` (refused if it holds anything but tensors), then shown to pytorch-fid through
+    a temporary hub folder that links to it; torch hub's folder is set back afterwards."""
+    device = resolve_device(runtime.device)
+    hub = Path(torch.hub.get_dir())
+    try:
+        file = resolve_inception_weights(runtime.fid_weights)
+    except FileNotFoundError:
+        if not runtime.allow_download:
+            raise
+        file = None  # pytorch-fid downloads it into the hub's cache
+    if file is None or file == hub / "checkpoints" / INCEPTION_FILE:
+        net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
     else:
-        file = resolve_inception_weights(weights)
-        with _no_download(lambda *a, **k: torch.load(file, map_location="cpu", weights_only=True)):
-            net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
+        read_file(file, f"it should be pytorch-fid's {INCEPTION_FILE}")  # plain tensors, or refused
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "checkpoints").mkdir()
+            (Path(folder) / "checkpoints" / INCEPTION_FILE).symlink_to(file.resolve())
+            torch.hub.set_dir(folder)
+            try:
+                net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]])
+            finally:
+                torch.hub.set_dir(str(hub))
     net = net.to(device).eval()
     return FeatureExtractor("inception", lambda x: net(x)[0], 2048, device, channels=3)
 
 
-def classifier_extractor(dataset: str, device="cpu", root=None, cache_dir=None) -> FeatureExtractor:
-    model, info = load_classifier(dataset, device, root, cache_dir)
-    extractor = FeatureExtractor("classifier", model.features, model.fc.out_features, device,
-                                 key=f"classifier-e{info['epochs']}")
+def classifier_extractor(dataset: str, *, runtime: Runtime) -> FeatureExtractor:
+    """The 128-d features of :func:`sigmavae.classifier.load_classifier`'s network for ``dataset``."""
+    model, info = load_classifier(dataset, runtime=runtime)
+    extractor = FeatureExtractor("classifier", model.features, model.fc.out_features,
+                                 resolve_device(runtime.device), key=f"classifier-e{info['epochs']}")
     extractor.info = info
     return extractor
 
 
-def make_extractor(kind: str, dataset: str, device="cpu", root=None, weights=None,
-                   cache_dir=None, download: bool | None = None) -> FeatureExtractor:
+def make_extractor(kind: str, dataset: str, *, runtime: Runtime) -> FeatureExtractor:
     """The extractor of ``kind`` (``auto``: see :func:`choose_fid`); ``extractor.kind`` says which."""
-    kind = choose_fid(kind, weights, download)
-    if kind == "inception":
-        return inception_extractor(weights, device, download)
-    if kind == "classifier":
-        return classifier_extractor(dataset, device, root, cache_dir)
-    raise ValueError(f"unknown FID kind {kind!r}; choose auto, inception or classifier")
+    if choose_fid(kind, runtime) == "inception":
+        return inception_extractor(runtime=runtime)
+    return classifier_extractor(dataset, runtime=runtime)
 
 
 def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(0), np.cov(features, rowvar=False)
-
-
-def real_statistics(extractor: FeatureExtractor, dataset: str, split: str = "test", n: int = 10_000,
-                    root=None, cache_dir=None) -> tuple[np.ndarray, np.ndarray]:
-    """(μ, Σ) of the first ``n`` real images of ``dataset``/``split``, cached as an .npz."""
-    name = f"{extractor.key}-{dataset}-{split}-{n}.npz"
-    cache = Path(cache_dir or default_cache_dir()) / "fid-stats" / name
-    if cache.is_file():
-        saved = np.load(cache)
-        return saved["mu"], saved["sigma"]
-    images = load_dataset(dataset, split, root, dtype=torch.uint8)[:n]
-    mu, sigma = statistics(extractor(images))
-    buffer = io.BytesIO()  # np.savez into memory, then one atomic write of its bytes
-    np.savez(buffer, mu=mu, sigma=sigma)
-    atomic_write(cache, buffer.getvalue())
-    return mu, sigma
-
-
-def fid(images: torch.Tensor, real_stats: tuple[np.ndarray, np.ndarray],
-        extractor: FeatureExtractor) -> float:
-    """Fréchet distance between ``images`` and precomputed real statistics."""
-    return frechet_distance(*statistics(extractor(images)), *real_stats)
 
 
 @torch.no_grad()
@@ -205,29 +181,18 @@ def generate(model, latent_dist, n: int, seed: int = 0, batch_size: int = 1000) 
     return torch.cat([model.decode(zb)[0] for zb in z.split(batch_size)])
 
 
-def fid_scores(model, extractor: FeatureExtractor, real_stats, latents: dict, n: int = 10_000,
-               seed: int = 0) -> dict:
-    """``{"fid_<name>": FID of n samples g(z), z ~ dist}`` for each ``name: dist`` of ``latents``."""
-    return {f"fid_{name}": fid(generate(model, dist, n, seed), real_stats, extractor)
-            for name, dist in latents.items()}
-
-
 # ----------------------------------------------------------------------------- FID ± bootstrap std
 
-def real_features(extractor: FeatureExtractor, dataset: str, split: str = "test", n: int = 10_000,
-                  root=None, cache_dir=None) -> np.ndarray:
+def real_features(extractor: FeatureExtractor, dataset: str, split: str = "test", n: int = 10_000, *,
+                  runtime: Runtime) -> np.ndarray:
     """Features [n, D] of the first ``n`` real images of ``dataset``/``split`` (float32), cached as
-    ``<cache>/fid-stats/<features>-<dataset>-<split>-<n>-features.npy``: the bootstrap of
+    ``<runtime.cache>/fid-stats/<features>-<dataset>-<split>-<n>-features.npy``: the bootstrap of
     :func:`fid_with_std` resamples them (10k × 128 classifier features: 5 MB; Inception: 82 MB)."""
-    import io
-
-    from .runs import atomic_write
-
     name = f"{extractor.key}-{dataset}-{split}-{n}-features.npy"
-    path = Path(cache_dir or default_cache_dir()) / "fid-stats" / name
+    path = runtime.cache / "fid-stats" / name
     if path.is_file():
         return np.load(path, allow_pickle=False)
-    images = load_dataset(dataset, split, root, dtype=torch.uint8)[:n]
+    images = load_dataset(dataset, split, runtime.data_root, runtime.download, dtype=torch.uint8)[:n]
     features = extractor(images).astype(np.float32)
     buffer = io.BytesIO()
     np.save(buffer, features, allow_pickle=False)

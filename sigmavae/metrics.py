@@ -14,17 +14,18 @@ from torch.distributions import Normal
 from .data import as_float
 from .likelihoods import gaussian_log_prob
 from .objectives import elbo_terms
-from .sampling import GaussianMixturePrior, StandardNormalPrior, fit_aggregate_posterior
+from .sampling import StandardNormalPrior
 
 
 @torch.no_grad()
 def elbo(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 0) -> dict:
     """Mean single-sample ELBO of Eq. 5 over ``x``, with its two terms (nats per image) and the
-    ELBO's standard error over the images (``elbo_stderr``)."""
-    torch.manual_seed(seed)
+    ELBO's standard error over the images (``elbo_stderr``). The samples z come from a generator
+    seeded with ``seed`` (torch's global stream is left alone)."""
+    g = torch.Generator(device=x.device).manual_seed(seed)
     sums = torch.zeros(4, dtype=torch.float64)
     for xb in x.split(batch_size):
-        t = elbo_terms(model, xb)
+        t = elbo_terms(model, as_float(xb), generator=g)
         e = t.elbo.double()
         sums += torch.stack([e.sum(), t.recon.double().sum(), t.kl.double().sum(), e.square().sum()]).cpu()
     e, r, k, e2 = (sums / len(x)).tolist()
@@ -80,40 +81,6 @@ def kl_divergence_mc(q, p, n: int = 10_000, runs: int = 10, seed: int = 0) -> tu
         estimates.append(float((q.log_prob(z) - p.log_prob(z)).mean()))
     t = torch.tensor(estimates, dtype=torch.float64)
     return float(t.mean()), float(t.std()) if runs > 1 else 0.0
-
-
-def evaluate(model, x_train: torch.Tensor, x_test: torch.Tensor, iwae_k: int = 20,
-             iwae_n: int = 500, components: int = 32, kl_samples: int = 10_000, kl_runs: int = 10,
-             seed: int = 0, qhat: GaussianMixturePrior | None = None) -> tuple[dict, GaussianMixturePrior]:
-    """Everything ``sigmavae evaluate`` reports, and the fitted q̂ (to sample from; ``qhat``:
-    one already fitted, e.g. read from the cache).
-
-    Defaults are Table 3's (IWAE: 500 test images, 20 importance samples) and Table 1's
-    (q̂: 32 components; KL: 10k samples × 10 runs).
-    """
-    x_test = as_float(x_test)
-    if components > len(x_train):
-        raise ValueError(f"cannot fit {components} mixture components to {len(x_train)} training "
-                         "images; use --components <= the training-set size")
-    model.eval()
-    prior = StandardNormalPrior(model.latent_dim)
-    if qhat is None:
-        qhat = fit_aggregate_posterior(model, x_train, components, seed=seed)
-    x_iwae = x_test[:iwae_n]
-    ll = iwae_log_likelihoods(model, x_iwae, iwae_k, {"prior": prior, "gmm": qhat}, seed=seed)
-    ll_prior, ll_gmm = ll["prior"], ll["gmm"]
-    kl_mean, kl_std = kl_divergence_mc(qhat, prior, kl_samples, kl_runs, seed=seed)
-    stderr = math.sqrt(len(x_iwae))
-    metrics = {
-        **elbo(model, x_test, seed=seed),
-        "iwae_prior": float(ll_prior.mean()), "iwae_prior_stderr": float(ll_prior.std()) / stderr,
-        "iwae_gmm": float(ll_gmm.mean()), "iwae_gmm_stderr": float(ll_gmm.std()) / stderr,
-        "kl_gmm_prior_mean": kl_mean, "kl_gmm_prior_std": kl_std,
-        "sigma2_dataset": model.sigma2, "variance": model.variance,
-        "variance_floor": model.floor if model.variance == "pixel" else None,
-        "iwae_k": iwae_k, "iwae_n": len(x_iwae), "components": components,
-    }
-    return metrics, qhat
 
 
 # ----------------------------------------------------------------------------- ranks (Figure 3)

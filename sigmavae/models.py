@@ -51,6 +51,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import TrainConfig
+from .data import IMAGE_SIZES
+
 
 def symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     """TensorFlow's ``SYMMETRIC`` padding of the two spatial dims (edge pixel included)."""
@@ -259,6 +262,19 @@ class VAE(nn.Module):
         # float, not a buffer, so that testing it never synchronises with the GPU.
         self.floor = float(floor)
         self.variance = variance
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> VAE:
+        """The untrained model ``config`` describes: B.1's or B.2's networks for its dataset, σ²
+        learned from 1 (ours, Algorithm 1; stored as σ or log σ by ``sigma_update``) or fixed at
+        the method's σ². The weights come from torch's global stream as it stands: training
+        seeds it with ``config.seed`` first (:func:`sigmavae.training.train`)."""
+        channels, size = IMAGE_SIZES[config.dataset]
+        if config.method == "sigma":  # Algorithm 1: σ ← 1
+            param = "log_sigma" if config.sigma_update == "log_sigma" else "sigma"
+            return cls(config.latent_dim, channels, variance="global", sigma2=config.sigma2,
+                       sigma_param=param, image_size=size)
+        return cls(config.latent_dim, channels, variance="fixed", sigma2=config.sigma2, image_size=size)
 
     def log_sigma2(self) -> torch.Tensor:
         """log σ² of the fixed / global modes, a 0-d tensor that carries the gradient to σ."""

@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import torch
 
+from .config import METHODS
 from .distributed import LOCAL, Shard
 from .likelihoods import gaussian_kl_to_standard_normal, gaussian_log_prob, optimal_sigma2
 
@@ -46,8 +47,10 @@ class ElboTerms(NamedTuple):
         return self.recon - self.kl
 
 
-def elbo_terms(model, x: torch.Tensor, closed_form_sigma: bool = False, shard: Shard = LOCAL) -> ElboTerms:
-    """Eq. 5 for one reparameterised sample z = μ + ε ⊙ σ.
+def elbo_terms(model, x: torch.Tensor, closed_form_sigma: bool = False, shard: Shard = LOCAL,
+               generator: torch.Generator | None = None) -> ElboTerms:
+    """Eq. 5 for one reparameterised sample z = μ + ε ⊙ σ, ε from ``generator`` (default: torch's
+    global stream, which training seeds and checkpoints).
 
     With ``closed_form_sigma`` the likelihood is evaluated at Eq. 10's optimum σ²_* for this batch
     and this forward pass (θ, φ held fixed; detached, so no gradient flows through it): the
@@ -55,7 +58,9 @@ def elbo_terms(model, x: torch.Tensor, closed_form_sigma: bool = False, shard: S
     Under DDP σ²_* is the mean squared error of the global batch (``shard.global_mean``).
     """
     mu, sigma = model.encode(x)
-    z = mu + sigma * torch.randn_like(mu)
+    eps = torch.randn_like(mu) if generator is None else torch.randn(
+        mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    z = mu + sigma * eps
     mean, log_var = model.decode(z)
     sigma2_star = None
     if closed_form_sigma:
@@ -146,3 +151,5 @@ OBJECTIVES = {
     "dip-vae": dip_vae_loss,
     "wae": wae_mmd_loss,
 }
+if tuple(OBJECTIVES) != METHODS:  # one objective per method TrainConfig accepts, in its order
+    raise ImportError(f"OBJECTIVES {tuple(OBJECTIVES)} do not match sigmavae.config.METHODS {METHODS}")

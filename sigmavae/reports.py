@@ -13,10 +13,21 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
+
 from . import __version__
+from .artefacts import TABLE2_METHODS, TABLE3_MODELS
 from .claims import Estimate
-from .experiments import TABLE2_METHODS, TABLE3_MODELS, Outcome, Params
+from .experiments import Outcome
 from .fid import choose_fid
+from .params import Params
+from .plots import (
+    latent_density_figure,
+    paired_bars_figure,
+    sample_grids_figure,
+    sweep_figure,
+    uncertainty_figure,
+)
 
 
 def header(p: Params) -> str:
@@ -24,7 +35,7 @@ def header(p: Params) -> str:
     label = p.profile if p.profile != "custom" else "custom (" + "; ".join(p.differences) + ")"
     seeds = f"{len(p.seeds)} seed{'s' if len(p.seeds) > 1 else ''} {list(p.seeds)}"
     return (f"profile {label}: {p.dataset}, latent {p.latent_dim}, {p.epochs1} + {p.epochs2} epochs, "
-            f"{seeds}, σ² {p.sigma_update}, {choose_fid(p.fid, p.fid_weights, p.download)} FID")
+            f"{seeds}, σ² {p.sigma_update}, {choose_fid(p.fid, p.runtime)} FID")
 
 
 def spread_note(p: Params) -> str:
@@ -38,8 +49,6 @@ def _cell(e: Estimate | None, digits: int = 2) -> str:
 
 
 def _frame(rows: list[dict], index: str):
-    import pandas as pd
-
     return pd.DataFrame(rows).set_index(index)
 
 
@@ -56,7 +65,6 @@ def table1(o: Outcome):
 
 
 def table1_figure(o: Outcome):
-    from .plots import latent_density_figure
 
     return latent_density_figure(o.figures["densities"], o.figures["extent"],
                                  f"Table 1: log densities over the 2-D latent space ({o.params.dataset}, "
@@ -73,7 +81,6 @@ def figure1(o: Outcome):
 
 
 def figure1_figure(o: Outcome):
-    from .plots import sweep_figure
 
     n = o.numbers
     panels = {"(a) test ELBO (nats)": {"test ELBO": n["elbo"]},
@@ -94,7 +101,6 @@ def table2(o: Outcome):
 
 def sample_grids(o: Outcome, title: str):
     """Samples from q̂ beside samples from the prior, per method (Table 2, Figure 2b, appendix D)."""
-    from .plots import sample_grids_figure
 
     grids = {f"{m}, from {src}": images
              for m, by in o.figures["samples"].items() for src, images in by.items()}
@@ -102,7 +108,6 @@ def sample_grids(o: Outcome, title: str):
 
 
 def figure2_figure(o: Outcome):
-    from .plots import paired_bars_figure
 
     n = o.numbers
     return paired_bars_figure({"from q̂": n["qhat"], "from the prior": n["prior"]},
@@ -150,7 +155,6 @@ def uncertainty(o: Outcome):
 
 
 def uncertainty_figures(o: Outcome):
-    from .plots import uncertainty_figure
 
     x, recon, var_r = o.figures["reconstructions"]
     gen, var_g = o.figures["samples"]

@@ -14,17 +14,22 @@ With ``jobs`` > 1 the models are trained first, into the same cache: by default 
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import nbformat
+import papermill
 import torch
 
+from .artefacts import ARTEFACTS, required_configs, resolve
 from .cache import cached_run
-from .experiments import ARTEFACTS, PROFILES, required_configs, resolve
+from .params import PROFILES, unknown_names
+from .runtime import Runtime, resolve_device
 from .sweeps import train_with_submitit
-from .training import resolve_device
 
 EXECUTORS = ("processes", "submitit")  # how `reproduce --jobs` trains: local processes, or submitit jobs
 
@@ -42,11 +47,6 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
     papermill's logger, as ``papermill --log-output`` does. ``executor``: ``"processes"`` (the
     default: :func:`train_concurrently`) or ``"submitit"`` (:func:`train_with_submitit`, with
     ``submitit_options`` as its keyword arguments)."""
-    try:
-        import papermill
-    except ImportError as err:
-        raise ImportError(f"{err.name} is missing: `pip install sigmavae[notebooks]` (papermill, "
-                          "ipykernel) to run the notebooks") from err
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     if profile not in PROFILES:
@@ -61,7 +61,12 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
         raise FileNotFoundError(f"no {', '.join(f'{a}.ipynb' for a in missing)} in {notebooks_dir} "
                                 "(run from the repository root, or pass --notebooks)")
     params = {"profile": profile, **(parameters or {})}
-    resolved = {a: resolve(a, params) for a in selected}  # checked once, before any compute
+    for name in selected:  # every name the notebooks would receive: papermill itself only warns
+        declared = notebook_parameters(notebooks_dir / f"{name}.ipynb")
+        bad = unknown_names(params, known=declared)
+        if bad:
+            raise ValueError(f"{name}.ipynb: " + "; ".join(bad) + f"; its parameters: {', '.join(declared)}")
+    resolved = {a: resolve(a, **params) for a in selected}  # checked once, before any compute
     out = Path(out_dir) if out_dir is not None else notebooks_dir
     out.mkdir(parents=True, exist_ok=True)
     timings = []
@@ -69,12 +74,11 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
         start = time.perf_counter()
         configs = required_configs(selected, resolved)
         log(f"training {len(configs)} models, {jobs} at a time ({executor})")
-        first = resolved[selected[0]]
+        runtime = dataclasses.replace(resolved[selected[0]].runtime, progress=False)
         if executor == "submitit":
-            train_with_submitit(configs, jobs, first.cache_dir, first.device, first.data_root,
-                                **(submitit_options or {}))
+            train_with_submitit(configs, jobs, runtime, **(submitit_options or {}))
         else:
-            train_concurrently(configs, jobs, first.cache_dir, first.device, first.data_root)
+            train_concurrently(configs, jobs, runtime)
         timings.append(("training", time.perf_counter() - start))
         log(f"training: done in {timings[-1][1]:.0f} s")
     for name in selected:
@@ -90,12 +94,22 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
     return timings
 
 
+def notebook_parameters(path: Path) -> list[str]:
+    """The names of a notebook's parameters cell (papermill's ``inspect_notebook``, without its
+    log line)."""
+    logger = logging.getLogger("papermill")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        return list(papermill.inspect_notebook(str(path)))
+    finally:
+        logger.setLevel(level)
+
+
 def fold_injected_parameters(path: Path) -> None:
     """Tag the cell papermill injects with the parameters used ``hide-cell``, like the default
     parameters and the install cell: a page opens with the science, set-up folded away (the first
     printed line names the profile)."""
-    import nbformat
-
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
@@ -104,19 +118,18 @@ def fold_injected_parameters(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def train_concurrently(configs, jobs: int, cache_dir=None, device="auto", data_root=None,
-                       threads: int | None = None) -> None:
-    """Each config into the model cache (:func:`cached_run`), ``jobs`` processes at once.
+def train_concurrently(configs, jobs: int, runtime: Runtime, threads: int | None = None) -> None:
+    """Each config into ``runtime``'s model cache (:func:`cached_run`), ``jobs`` processes at once.
 
     ``threads``: torch's intra-op threads per process; default on a CPU: its threads ÷ ``jobs``
     (left to torch, each would take them all and the processes would fight over the cores).
     """
-    if threads is None and resolve_device(device).type == "cpu":
+    if threads is None and resolve_device(runtime.device).type == "cpu":
         threads = max(1, torch.get_num_threads() // jobs)
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_set_threads,
                              initargs=(threads,)) as pool:
-        futures = [pool.submit(cached_run, c, cache_dir, device, data_root, None, False) for c in configs]
+        futures = [pool.submit(cached_run, c, runtime=runtime) for c in configs]
         for future in futures:
             future.result()  # re-raises a failed training here
 

@@ -20,7 +20,7 @@ import torch
 from sklearn.mixture import GaussianMixture
 
 from .data import as_float
-from .runs import CorruptFileError, atomic_write
+from .runtime import CorruptFileError, atomic_write
 
 QHAT_FORMAT = "sigmavae q-hat 1"  # the "format" entry of a saved q̂: refuses any other dict
 
@@ -111,7 +111,7 @@ class GaussianMixturePrior:
         """The q̂ :meth:`save` wrote, with the scikit-learn attributes rebuilt: ``sample`` and
         ``log_prob`` give exactly what they gave before saving. Read with ``weights_only=True``:
         a file that needs anything but plain tensors and numbers (a pickle that could run code), or
-        that is not a saved q̂, is refused with :class:`sigmavae.runs.CorruptFileError`."""
+        that is not a saved q̂, is refused with :class:`sigmavae.runtime.CorruptFileError`."""
         path = Path(path)
         try:
             d = torch.load(path, map_location="cpu", weights_only=True)

@@ -20,29 +20,28 @@ from pathlib import Path
 import torch
 
 from .cache import cached_run
-from .classifier import default_cache_dir
-from .training import resolve_device
+from .runtime import Runtime, resolve_device
 
 
-def train_with_submitit(configs, jobs: int, cache_dir=None, device="auto", data_root=None, *,
-                        folder=None, cluster: str | None = None, partition: str | None = None,
+def train_with_submitit(configs, jobs: int, runtime: Runtime, *, folder=None, cluster: str | None = None,
+                        partition: str | None = None,
                         gpus_per_job: int = 0, cpus_per_job: int | None = None,
                         timeout_min: int = 720, log=print) -> list:
-    """Each config into the model cache (:func:`cached_run`), one submitit job per config.
+    """Each config into ``runtime``'s model cache (:func:`cached_run`), one submitit job per config.
 
     submitit's AutoExecutor submits a SLURM job array (at most ``jobs`` running at once, on
     ``partition``, each with ``gpus_per_job`` GPUs and ``cpus_per_job`` CPUs, killed after
     ``timeout_min``) where SLURM is installed, and otherwise starts local processes
     (``cluster="local"`` forces that; submitit's local executor starts every job at once, so
-    there ``jobs`` does not limit them: use the default executor on one machine). ``cache_dir``
-    must be a directory every job sees (a shared filesystem on a cluster): the jobs write their runs
-    there, under the cache's lock per model, so a model another job or notebook already trains is
-    trained once. ``folder`` holds submitit's pickles and each job's logs (default:
+    there ``jobs`` does not limit them: use the default executor on one machine). The cache folder
+    (``runtime.cache``) must be a directory every job sees (a shared filesystem on a cluster): the
+    jobs write their runs there, under the cache's lock per model, so a model another job or
+    notebook already trains is trained once. ``folder`` holds submitit's pickles and each job's logs (default:
     ``<cache>/submitit``). Returns the run directories; a failed job raises with its log's path.
     """
     submitit = _import_submitit()
     configs = list(configs)
-    folder = Path(folder) if folder is not None else Path(cache_dir or default_cache_dir()) / "submitit"
+    folder = Path(folder) if folder is not None else runtime.cache / "submitit"
     # Jobs start through this module (see _job_python), on SLURM and locally alike.
     python = _job_python()
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster, slurm_python=python,
@@ -60,12 +59,11 @@ def train_with_submitit(configs, jobs: int, cache_dir=None, device="auto", data_
             raise ValueError(f"--slurm-partition {partition}: submitit finds no SLURM here (it would run "
                              f"the jobs as {executor.cluster} processes); drop the option or run on the "
                              "cluster's login node")
-        if threads is None and resolve_device(device).type == "cpu":  # all start at once: share cores
+        if threads is None and resolve_device(runtime.device).type == "cpu":  # all start at once: share cores
             threads = max(1, (os.cpu_count() or 1) // max(1, len(configs)))
     executor.update_parameters(**params)
     n = len(configs)
-    submitted = executor.map_array(_train_job, configs, [cache_dir] * n, [device] * n, [data_root] * n,
-                                   [threads] * n)
+    submitted = executor.map_array(_train_job, configs, [runtime] * n, [threads] * n)
     log(f"submitted {n} submitit job(s) ({executor.cluster}); logs in {folder}")
     runs = []
     for config, job in zip(configs, submitted, strict=True):
@@ -77,11 +75,11 @@ def train_with_submitit(configs, jobs: int, cache_dir=None, device="auto", data_
     return runs
 
 
-def _train_job(config, cache_dir, device, data_root, threads: int | None) -> str:
+def _train_job(config, runtime: Runtime, threads: int | None) -> str:
     """One submitit job: the config's run in the cache (trained if it is not there yet)."""
     if threads is not None:
         torch.set_num_threads(threads)
-    return str(cached_run(config, cache_dir, device, data_root, None, False))
+    return str(cached_run(config, runtime=runtime))
 
 
 def _import_submitit():

@@ -10,8 +10,10 @@ from torch import nn
 
 import sigmavae.objectives as objectives
 from sigmavae import distributed
+from sigmavae.config import TrainConfig
 from sigmavae.data import load_dataset
-from sigmavae.training import TrainConfig, _Objective, build_model
+from sigmavae.data_parallel import Objective
+from sigmavae.models import VAE
 
 torch.set_num_threads(1)
 ctx, _ = distributed.setup("cpu")
@@ -32,17 +34,19 @@ for name, options in CASES.items():
     draws = [torch.randn(13, 2, generator=g) for _ in range(2)]  # ε, then WAE's prior sample
     original = torch.randn_like
 
-    model = build_model(config)  # one process, the whole batch
+    torch.manual_seed(config.seed)
+    model = VAE.from_config(config)  # one process, the whole batch
     torch.randn_like = noise_from(draws, slice(None))
     loss, _ = objectives.OBJECTIVES[config.method](model, x, config)
     loss.backward()
     want = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
-    model = build_model(config)  # two ranks, 7 + 6 images
+    torch.manual_seed(config.seed)
+    model = VAE.from_config(config)  # two ranks, 7 + 6 images
     if config.sigma_update == "closed_form":
         model.sigma.requires_grad_(False)
     model.variance_net.requires_grad_(False)
-    ddp = nn.parallel.DistributedDataParallel(_Objective(model, config, ctx))
+    ddp = nn.parallel.DistributedDataParallel(Objective(model, config, ctx))
     idx, shard = distributed.Shard.of(torch.arange(13), ctx)
     torch.randn_like = noise_from(draws, idx)
     part, _ = ddp(x[idx], shard.sizes)

@@ -12,7 +12,9 @@ import torch
 
 import sigmavae.training as training
 from sigmavae.cache import cached_run, config_key, run_dir
-from sigmavae.training import TrainConfig
+from sigmavae.config import TrainConfig
+from sigmavae.runs import CHECKPOINT, load_run
+from sigmavae.runtime import Runtime
 
 SMALL = dict(dataset="synthetic", latent_dim=2, epochs1=1, epochs2=0, batch_size=128)
 
@@ -24,23 +26,24 @@ def test_keys_follow_the_config():
 
 def test_second_call_trains_nothing(tmp_path):
     cfg = TrainConfig(**SMALL)
-    first = cached_run(cfg, tmp_path, device="cpu", progress=False)
+    here = Runtime(device="cpu", cache_dir=tmp_path, progress=False)
+    first = cached_run(cfg, runtime=here)
     stamp = (first / "model.pt").stat().st_mtime_ns
-    assert cached_run(cfg, tmp_path, device="cpu", progress=False) == first == run_dir(cfg, tmp_path)
+    assert cached_run(cfg, runtime=here) == first == run_dir(cfg, tmp_path)
     assert (first / "model.pt").stat().st_mtime_ns == stamp
     assert not [p for p in tmp_path.joinpath("runs").iterdir() if ".tmp-" in p.name]
 
 
 def test_two_processes_train_once(tmp_path):
     script = textwrap.dedent(f"""
-        import sigmavae.training as t
-        from sigmavae.cache import cached_run
-        calls = []
-        real = t.train
         import sigmavae.cache as c
+        from sigmavae.config import TrainConfig
+        from sigmavae.runtime import Runtime
+        calls = []
+        real = c.train
         c.train = lambda *a, **k: (calls.append(1), real(*a, **k))[1]
-        print(cached_run(t.TrainConfig(**{SMALL!r}), {str(tmp_path)!r}, device="cpu", progress=False),
-              len(calls))
+        here = Runtime(device="cpu", cache_dir={str(tmp_path)!r}, progress=False)
+        print(c.cached_run(TrainConfig(**{SMALL!r}), runtime=here), len(calls))
     """)
     procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
              for _ in range(2)]
@@ -56,12 +59,15 @@ def test_a_killed_training_leaves_no_entry_and_the_next_call_resumes_it(tmp_path
     script = textwrap.dedent(f"""
         import sigmavae.training as t
         from sigmavae.cache import cached_run
+        from sigmavae.config import TrainConfig
+        from sigmavae.runtime import Runtime
         real = t.load_dataset
         t.load_dataset = {few}
-        cached_run(t.TrainConfig(**{dataclasses.asdict(cfg)!r}), {str(tmp_path)!r}, "cpu", progress=False)
+        here = Runtime(device="cpu", cache_dir={str(tmp_path)!r}, progress=False)
+        cached_run(TrainConfig(**{dataclasses.asdict(cfg)!r}), runtime=here)
     """)
     target = run_dir(cfg, tmp_path)
-    checkpoint = target.with_name(target.name + ".partial") / training.CHECKPOINT
+    checkpoint = target.with_name(target.name + ".partial") / CHECKPOINT
     proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         while not checkpoint.exists():  # the first epoch's checkpoint
@@ -78,12 +84,12 @@ def test_a_killed_training_leaves_no_entry_and_the_next_call_resumes_it(tmp_path
     monkeypatch.setattr(training, "load_dataset", eval(few, {"real": real}))
     real_epoch = training.run_epoch
     monkeypatch.setattr(training, "run_epoch", lambda *a, **k: (epochs.append(1), real_epoch(*a, **k))[1])
-    assert cached_run(cfg, tmp_path, "cpu", progress=False) == target
+    assert cached_run(cfg, runtime=Runtime(device="cpu", cache_dir=tmp_path, progress=False)) == target
     assert len(epochs) < 3 and not checkpoint.parent.exists()  # resumed, then moved into place
-    model, _, history = training.load_run(target)
+    model, _, history = load_run(target)
     monkeypatch.undo()
     x = real("digits", "train", dtype=torch.uint8)[:96]  # as train() loads it
-    want, want_history = training.train(cfg, "cpu", data=x, progress=False)
+    want, want_history = training.train(cfg, runtime=Runtime(device="cpu", progress=False), data=x)
     assert [h["elbo"] for h in history] == [h["elbo"] for h in want_history]
     torch.set_num_threads(threads)
     for name, value in want.state_dict().items():

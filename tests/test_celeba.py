@@ -5,9 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
+from sigmavae.config import TrainConfig
 from sigmavae.data import DatasetNotFoundError, load_dataset
+from sigmavae.models import VAE
 from sigmavae.objectives import OBJECTIVES
-from sigmavae.training import TrainConfig, build_model
 
 
 def make_celeba(root, n=12, partition=True):
@@ -54,7 +55,7 @@ def test_one_training_step_of_the_b2_networks(tmp_path):
     x = load_dataset("celeba", "train", root=tmp_path)
     for method in ("sigma", "wae"):
         cfg = TrainConfig(dataset="celeba", method=method, latent_dim=256)
-        model = build_model(cfg)
+        model = VAE.from_config(cfg)
         if method == "sigma":
             model.start_pixel_variance(0.5)  # the stage-2 network, with its 128×128×1 variance
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -67,3 +67,29 @@ def test_within_and_between_measure_the_distance_to_the_bound():
     assert b.margin == pytest.approx(0.025) and b.verdict == "holds"
     assert between("0.01 < σ² < 0.1", Estimate([0.2, 0.21, 0.19]), 0.01, 0.1).verdict == "fails"
     assert exact(2.0, 3).se == 0.0
+
+
+def test_within_and_between_on_the_other_side():
+    c = within("|d| < 1", Estimate([-1.5], [0.1]), 1.0)  # |−1.5| is 0.5 beyond the bound
+    assert c.margin == pytest.approx(-0.5) and c.se == pytest.approx(0.1) and c.verdict == "fails"
+    c = between("0.01 < σ² < 0.1", Estimate([0.09], [0.001]), 0.01, 0.1)  # the upper bound is nearer
+    assert c.margin == pytest.approx(0.01) and c.se == pytest.approx(0.001) and c.verdict == "holds"
+
+
+def test_all_of_takes_the_weakest_part_by_z_not_by_margin():
+    wide, tight = positive("wide", Estimate([10.0], [4.0])), positive("tight", Estimate([3.0], [1.0]))
+    c = all_of("both", [tight, wide])  # z = 2.5 and 3: the wide one is the weaker
+    assert (c.verdict, c.margin, c.se) == ("holds", 10.0, 4.0)
+    c = all_of("both", [tight, positive("bare", Estimate([100.0]))])  # no error estimate: weakest of all
+    assert (c.verdict, c.margin, c.se, c.basis) == ("unresolved", 100.0, None, "1 seed, no error estimate")
+
+
+def test_differences_over_seeds_pair_them_seed_by_seed():
+    a, b = Estimate([10.0, 20.0, 30.0]), Estimate([9.0, 19.0, 29.0])  # a spread of 10 that both share
+    assert a.se == pytest.approx(10 / math.sqrt(3))
+    c = greater("a > b", a, b)  # differences 1, 1, 1: no spread left
+    assert (c.verdict, c.margin, c.se, c.z) == ("holds", 1.0, 0.0, math.inf)
+    assert (Estimate([3.0], [0.5]) - Estimate([1.0])).se == 0.5  # an exact number adds no error
+    assert (Estimate([3.0]) - Estimate([1.0])).se is None
+    with pytest.raises(ValueError, match="cannot subtract estimates over 2 and 3 seeds"):
+        a - Estimate([1.0, 2.0])

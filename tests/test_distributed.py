@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from sigmavae.config import TrainConfig
 from sigmavae.runs import CHECKPOINT, load_run
-from sigmavae.training import TrainConfig, train
+from sigmavae.runtime import Runtime
+from sigmavae.training import train
 
 # 512 synthetic images, global batch 64: 8 steps an epoch, 32 images per rank and step.
+QUIET = Runtime(device="cpu", progress=False)
 OPTIONS = dict(dataset="synthetic", latent_dim=2, batch_size=64)
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed")
@@ -97,7 +100,7 @@ def test_two_ranks_train_what_one_process_trains(tmp_path):
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
     _, loaded_config, ddp = load_run(tmp_path / "ddp")  # the extra key is run metadata, not config
     assert loaded_config == TrainConfig(**config)
-    _, one = train(TrainConfig(**config), "cpu", progress=False)
+    _, one = train(TrainConfig(**config), runtime=QUIET)
     assert len(ddp) == len(one) == 3
     for a, b in zip(ddp, one, strict=True):
         for key in ("loss", "elbo", "recon"):
@@ -134,7 +137,7 @@ def test_a_killed_rank_stops_the_job_and_resume_finishes_it(tmp_path):
     assert (run / CHECKPOINT).exists()
 
     with pytest.raises(ValueError, match=r"2 rank\(s\), this one has 1"):  # N ranks resume with N
-        train(TrainConfig(**OPTIONS, **epochs), "cpu", run, resume=True, progress=False)
+        train(TrainConfig(**OPTIONS, **epochs), out_dir=run, runtime=QUIET, resume=True)
 
     rc, output = finish(torchrun(run, "--resume", **epochs))
     assert rc == 0, output

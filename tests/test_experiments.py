@@ -6,9 +6,11 @@ import json
 
 import pytest
 
-from sigmavae import experiments, reports
+from sigmavae import experiments, reports, scores
+from sigmavae.artefacts import ARTEFACTS, required_configs, resolve
 from sigmavae.cache import Store
-from sigmavae.experiments import PROFILES, resolve
+from sigmavae.params import PROFILES
+from sigmavae.runtime import Runtime
 
 
 def test_a_profile_is_named_only_when_the_values_are_its_own():
@@ -75,11 +77,11 @@ def test_table4_refuses_more_components_than_points_before_training(tmp_path):
 
 
 def test_models_are_declared_per_artefact():
-    p = {a: resolve(a, profile="paper") for a in experiments.ARTEFACTS}
-    assert len(experiments.required_configs(["table1"], p)) == 7 * 3  # the sweep, three seeds
-    assert len(experiments.required_configs(["table1", "figure1"], p)) == 21  # shared, counted once
+    p = {a: resolve(a, profile="paper") for a in ARTEFACTS}
+    assert len(required_configs(["table1"], p)) == 7 * 3  # the sweep, three seeds
+    assert len(required_configs(["table1", "figure1"], p)) == 21  # shared, counted once
     # Table 3's five and Table 2's five share ours (both stages), VAE, β-VAE and DIP-VAE
-    assert len(experiments.required_configs(["table2", "table3", "figure3_4"], p)) == 6 * 3
+    assert len(required_configs(["table2", "table3", "figure3_4"], p)) == 6 * 3
 
 
 def test_a_second_request_computes_nothing(tmp_path):
@@ -87,15 +89,15 @@ def test_a_second_request_computes_nothing(tmp_path):
                 n_samples=20, iwae_k=3, components=2, kl_samples=200, kl_runs=3,
                 cache_dir=str(tmp_path), device="cpu", progress=False)
     config = p.config("vae", seed=0)
-    first = Store(cache_dir=tmp_path, device="cpu", progress=False)
-    iwae = experiments.iwae_score(first, config, p, 0)
-    kl = experiments.kl_score(first, config, p, 0)
+    first = Store(runtime=Runtime(cache_dir=tmp_path, device="cpu", progress=False))
+    iwae = scores.iwae_score(first, config, p, 0)
+    kl = scores.kl_score(first, config, p, 0)
     assert dict(first.computed) == {"model": 1, "qhat": 1, "iwae": 1, "kl": 1}
-    again = Store(cache_dir=tmp_path, device="cpu", progress=False)  # a new process, as another notebook
-    assert experiments.iwae_score(again, config, p, 0) == iwae
-    assert experiments.kl_score(again, config, p, 0) == kl
+    again = Store(runtime=p.runtime)  # a new process, as another notebook
+    assert scores.iwae_score(again, config, p, 0) == iwae
+    assert scores.kl_score(again, config, p, 0) == kl
     assert not again.computed
-    experiments.iwae_score(again, config, dataclasses.replace(p, iwae_k=4), 0)
+    scores.iwae_score(again, config, dataclasses.replace(p, iwae_k=4), 0)
     assert dict(again.computed) == {"iwae": 1}  # other settings: computed; q̂ and model reused
 
 

@@ -6,6 +6,7 @@ import torch
 
 from sigmavae import fid as fidmod
 from sigmavae.data import load_dataset
+from sigmavae.runtime import Runtime
 
 
 def test_frechet_distance_closed_form_for_diagonal_gaussians():
@@ -24,49 +25,92 @@ def test_frechet_distance_rotated_covariances():
     assert got == pytest.approx(np.sum(a + b - 2 * np.sqrt(a * b)), rel=1e-7)
 
 
-def test_inception_pipeline_with_random_weights_downloads_nothing(monkeypatch):
+@pytest.fixture(scope="module")
+def random_inception(tmp_path_factory):
+    """Two files of random FID-Inception weights (pytorch-fid's architecture; its download and
+    torchvision's weight loading switched off here, in the test, to build them)."""
+    import pytorch_fid.inception as pi
+    import torchvision.models.inception as tv
+
+    paths = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pi, "load_state_dict_from_url", lambda *a, **k: {})
+        mp.setattr(tv.Inception3, "load_state_dict", lambda self, *a, **k: None)
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            path = tmp_path_factory.mktemp("weights") / fidmod.INCEPTION_FILE
+            torch.save(pi.fid_inception_v3().state_dict(), path)
+            paths.append(path)
+    return paths
+
+
+def test_inception_features_come_from_the_weights_given_and_nothing_is_downloaded(monkeypatch,
+                                                                                 random_inception):
     def no_network(*args, **kwargs):
         raise AssertionError("tried to download")
 
-    monkeypatch.setattr("torch.hub.load_state_dict_from_url", no_network)
     monkeypatch.setattr("urllib.request.urlopen", no_network)
-    extractor = fidmod.inception_extractor("random")
+    hub = torch.hub.get_dir()
+    a, b = (fidmod.inception_extractor(runtime=Runtime(device="cpu", fid_weights=str(p)))
+            for p in random_inception)
+    assert torch.hub.get_dir() == hub  # set back
     grey = torch.rand(3, 1, 28, 28)
-    features = extractor(grey, batch_size=2)
-    assert features.shape == (3, 2048) and extractor.dims == 2048
-    rgb = extractor(grey.expand(-1, 3, -1, -1), batch_size=2)  # replication = passing RGB copies
+    features = a(grey, batch_size=2)
+    assert features.shape == (3, 2048) and a.dims == 2048
+    rgb = a(grey.expand(-1, 3, -1, -1), batch_size=2)  # replication = passing RGB copies
     np.testing.assert_allclose(features, rgb, rtol=1e-5, atol=1e-6)
-    x = torch.rand(40, 1, 28, 28)
-    stats = fidmod.statistics(extractor(x))
-    assert fidmod.fid(x, stats, extractor) == pytest.approx(0.0, abs=1e-3)
+    assert not np.allclose(features, b(grey))  # the other file's weights: other features
+    # pytorch-fid's own network with the first file's weights gives the same features
+    import pytorch_fid.inception as pi
+
+    weights = torch.load(random_inception[0], weights_only=True)
+    monkeypatch.setattr(pi, "load_state_dict_from_url", lambda *args, **kwargs: weights)
+    net = pi.InceptionV3([pi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
+    with torch.no_grad():
+        want = net(grey.expand(-1, 3, -1, -1))[0].flatten(1).double().numpy()
+    np.testing.assert_allclose(features, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_weights_file_that_is_not_tensors_is_refused(tmp_path):
+    bad = tmp_path / fidmod.INCEPTION_FILE
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt or truncated.*pytorch-fid"):
+        fidmod.inception_extractor(runtime=Runtime(device="cpu", fid_weights=str(bad)))
 
 
 def test_missing_inception_weights_error_says_what_and_where(monkeypatch, tmp_path):
     monkeypatch.delenv("SIGMAVAE_FID_WEIGHTS", raising=False)
+    monkeypatch.delenv("SIGMAVAE_DOWNLOAD", raising=False)
     monkeypatch.setattr("torch.hub.get_dir", lambda: str(tmp_path))
     with pytest.raises(FileNotFoundError) as err:
-        fidmod.inception_extractor()
+        fidmod.inception_extractor(runtime=Runtime(device="cpu"))
     msg = str(err.value)
     assert fidmod.INCEPTION_FILE in msg and str(tmp_path / "checkpoints") in msg
     assert "--fid-weights" in msg and "--fid classifier" in msg
     with pytest.raises(FileNotFoundError, match="not found at /nowhere"):
-        fidmod.inception_extractor("/nowhere")
+        fidmod.inception_extractor(runtime=Runtime(device="cpu", fid_weights="/nowhere"))
 
 
-def test_classifier_fid_ranks_real_above_pixel_shuffled(tmp_path):
-    extractor = fidmod.classifier_extractor("digits", cache_dir=tmp_path)
+def test_classifier_fid_ranks_real_above_pixel_shuffled(tmp_path, monkeypatch):
+    here = Runtime(device="cpu", cache_dir=tmp_path)
+    extractor = fidmod.classifier_extractor("digits", runtime=here)
     assert extractor.info["test_accuracy"] > 0.9
-    assert (tmp_path / "classifier-digits-e10.pt").is_file()
-    real = fidmod.real_statistics(extractor, "digits", "train", 1500, cache_dir=tmp_path)
+    real = fidmod.real_features(extractor, "digits", "train", 1500, runtime=here)
     test = load_dataset("digits", "test")
     perm = torch.randperm(28 * 28, generator=torch.Generator().manual_seed(0))
     shuffled = test.flatten(1)[:, perm].view_as(test)
-    held_out, scrambled = fidmod.fid(test, real, extractor), fidmod.fid(shuffled, real, extractor)
-    assert scrambled > 10 * held_out
-    # cached: a second call reads the .npz and the saved classifier
-    assert list((tmp_path / "fid-stats").iterdir())[0].name == "classifier-e10-digits-train-1500.npz"
-    again = fidmod.classifier_extractor("digits", cache_dir=tmp_path)
+
+    def fid(images):
+        return fidmod.frechet_distance(*fidmod.statistics(extractor(images)), *fidmod.statistics(real))
+
+    assert fid(shuffled) > 10 * fid(test)
+    # cached: a second extractor is the saved classifier, trained nowhere
+    import sigmavae.classifier as classifier
+
+    monkeypatch.setattr(classifier, "train_classifier", lambda *a, **k: pytest.fail("trained again"))
+    again = fidmod.classifier_extractor("digits", runtime=here)
     np.testing.assert_allclose(again(test[:5]), extractor(test[:5]))
+    np.testing.assert_array_equal(fidmod.real_features(again, "digits", "train", 1500, runtime=here), real)
 
 
 def test_fid_bootstrap_std_matches_the_spread_over_fresh_samples():
@@ -89,34 +133,35 @@ def test_fid_bootstrap_std_matches_the_spread_over_fresh_samples():
 
 
 def test_auto_takes_inception_wherever_its_weights_can_be_had(tmp_path, monkeypatch):
-    import torch
-
     from sigmavae.fid import INCEPTION_FILE, choose_fid
+
+    def choose(kind="auto", **runtime):
+        return choose_fid(kind, Runtime(**runtime))
 
     monkeypatch.delenv("SIGMAVAE_FID_WEIGHTS", raising=False)
     monkeypatch.delenv("SIGMAVAE_DOWNLOAD", raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    assert choose_fid("auto") == "classifier"  # offline, nothing here
-    assert choose_fid("auto", download=True) == "inception"  # pytorch-fid may fetch them
+    assert choose() == "classifier"  # offline, nothing here
+    assert choose(download=True) == "inception"  # pytorch-fid may fetch them
     monkeypatch.setenv("SIGMAVAE_DOWNLOAD", "1")
-    assert choose_fid("auto") == "inception" and choose_fid("auto", download=False) == "classifier"
+    assert choose() == "inception" and choose(download=False) == "classifier"
     monkeypatch.delenv("SIGMAVAE_DOWNLOAD")
     weights = tmp_path / INCEPTION_FILE
     weights.write_bytes(b"")
-    assert choose_fid("auto", weights=str(weights)) == "inception"
+    assert choose(fid_weights=str(weights)) == "inception"
     monkeypatch.setenv("SIGMAVAE_FID_WEIGHTS", str(weights))
-    assert choose_fid("auto") == "inception"
+    assert choose() == "inception"
     monkeypatch.delenv("SIGMAVAE_FID_WEIGHTS")
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
     (tmp_path / "hub" / "checkpoints" / INCEPTION_FILE).write_bytes(b"")
-    assert choose_fid("auto") == "inception"  # torch hub's cache
-    assert choose_fid("classifier") == "classifier"
+    assert choose() == "inception"  # torch hub's cache
+    assert choose("classifier") == "classifier"
+    with pytest.raises(ValueError, match="unknown FID kind 'kid'"):
+        choose("kid")
 
 
 def test_celeba_without_inception_stops_before_training(tmp_path, monkeypatch):
-    import torch
-
-    from sigmavae.experiments import resolve
+    from sigmavae.artefacts import resolve
 
     monkeypatch.delenv("SIGMAVAE_FID_WEIGHTS", raising=False)
     monkeypatch.delenv("SIGMAVAE_DOWNLOAD", raising=False)

@@ -2,11 +2,11 @@
 
 import math
 
+import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
 from sigmavae.likelihoods import gaussian_kl_to_standard_normal, gaussian_log_prob, optimal_sigma2
-from sigmavae.models import VAE
 
 
 def test_log_prob_matches_torch_normal_global_and_per_pixel():
@@ -19,10 +19,19 @@ def test_log_prob_matches_torch_normal_global_and_per_pixel():
     torch.testing.assert_close(gaussian_log_prob(x, mean, per_pixel), expected)  # Eq. 11
 
 
-def test_log_prob_is_fp32_for_bf16_inputs():
-    x = torch.rand(3, 1, 28, 28)
-    out = gaussian_log_prob(x.bfloat16(), x.bfloat16(), torch.tensor(-12.0))
-    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+def test_log_prob_of_bf16_inputs_is_the_exact_density_of_those_values():
+    """Per-pixel σ² far below 1e-3 (here 6e-6): in bf16 (x - mean)²/σ² keeps ~3 significant digits
+    and the sum over 784 pixels is off by thousands of nats; computed in fp32 it is exact."""
+    x = torch.rand(3, 1, 28, 28).bfloat16()
+    mean = (x.float() + 0.003 * torch.randn(3, 1, 28, 28)).bfloat16()
+    log_var = torch.tensor(-12.0)
+    out = gaussian_log_prob(x, mean, log_var)
+    assert out.dtype == torch.float32
+    exact = Normal(mean.double(), math.exp(-6.0)).log_prob(x.double()).flatten(1).sum(1)
+    torch.testing.assert_close(out.double(), exact, rtol=1e-5, atol=0)
+    sq = (x - mean).square() * torch.exp(-log_var).bfloat16()  # what bf16 arithmetic would give
+    in_bf16 = -0.5 * (sq + log_var.bfloat16() + math.log(2 * math.pi)).flatten(1).sum(1, dtype=torch.bfloat16)
+    assert float((in_bf16.double() - exact).abs().max()) > 100 * float((out.double() - exact).abs().max())
 
 
 def test_kl_matches_torch_distributions():
@@ -31,25 +40,31 @@ def test_kl_matches_torch_distributions():
     torch.testing.assert_close(gaussian_kl_to_standard_normal(mu, sigma), expected)
 
 
-def test_closed_form_sigma2_maximises_eq9():
-    """Eq. 10 is the argmax over σ² of Eq. 9 with θ, φ (and the sampled z) held fixed."""
-    model = VAE(latent_dim=4, variance="global")
-    x = torch.rand(64, 1, 28, 28)
-    with torch.no_grad():
-        mu, sigma = model.encode(x)
-        z = mu + sigma * torch.randn_like(mu)
-        mean, _ = model.decode(z)
-        kl = gaussian_kl_to_standard_normal(mu, sigma)
+def test_closed_form_sigma2_maximises_eq9(one_thread):
+    """Eq. 10 is the argmax over σ² of Eq. 9 with θ, φ (and the sampled z) held fixed: in σ², Eq. 9 is
+    -(d/2) log σ² - S/(2σ²) + const, whose only stationary point is σ² = S/d, where its likelihood
+    term is -(d/2)(log 2πσ²_* + 1) per image. Reconstructions and KL here are any fixed numbers."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 1, 28, 28, generator=g)
+    mean = (x + 0.15 * torch.randn(x.shape, generator=g)).clamp(0, 1)  # g_θ(z), one z per image
+    kl = 20 * torch.rand(64, generator=g)  # does not depend on σ²
+    d = 28 * 28
 
     def eq9(log_s2):
         return (gaussian_log_prob(x, mean, log_s2) - kl).mean()
 
     best = optimal_sigma2(x, mean)
-    grid = torch.log(best) + torch.linspace(-3, 3, 601)  # σ² from best/20 to 20·best
-    values = torch.stack([eq9(g) for g in grid])
-    numeric = grid[values.argmax()].exp()
-    assert abs(float(numeric / best) - 1) < 0.011  # grid step is 1% in σ²
+    sse = (x.double() - mean.double()).square().sum()
+    assert float(best) == pytest.approx(float(sse) / x.numel(), rel=1e-5)  # (1/d) Σ_k, averaged over images
+    assert float(eq9(torch.log(best))) == pytest.approx(
+        -d / 2 * (math.log(2 * math.pi * float(best)) + 1) - float(kl.mean()), rel=1e-5)
+    grid = torch.log(best) + torch.linspace(-3, 3, 601)  # σ² from best/20 to 20·best, 1% steps
+    values = torch.stack([eq9(s) for s in grid])
+    assert abs(float(grid[values.argmax()].exp() / best) - 1) < 0.011
     assert float(eq9(torch.log(best))) >= float(values.max()) - 1e-3
     log_s2 = torch.log(best).clone().requires_grad_(True)
     eq9(log_s2).backward()
-    assert abs(float(log_s2.grad)) < 1e-2  # stationary point (Eq. 9 is ~7e4 nats here)
+    assert abs(float(log_s2.grad)) < 1e-2  # stationary (Eq. 9 is ~ -1e3 nats here)
+    # several z per image, stacked along dim 0 as x is: the mean over all of them
+    twice = optimal_sigma2(torch.cat([x, x]), torch.cat([mean, x]))
+    assert float(twice) == pytest.approx(float(best) / 2, rel=1e-5)

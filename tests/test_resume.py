@@ -12,23 +12,22 @@ import pytest
 import torch
 
 import sigmavae.training as training
+from sigmavae.config import TrainConfig
 from sigmavae.data import load_dataset
-from sigmavae.training import (
-    CHECKPOINT,
-    CorruptFileError,
-    NonFiniteError,
-    TrainConfig,
-    TrainingInterrupted,
-    load_run,
-    train,
-)
+from sigmavae.runs import CHECKPOINT, NonFiniteError, TrainingInterrupted, load_run
+from sigmavae.runtime import CorruptFileError, Runtime
+from sigmavae.training import train
 
+CPU, QUIET = Runtime(device="cpu"), Runtime(device="cpu", progress=False)
 X = load_dataset("digits", "train")[:96]
 CFG = dict(dataset="digits", latent_dim=4, batch_size=16, epochs1=2, epochs2=2)  # 6 batches an epoch
 SCRIPT = textwrap.dedent(f"""
     import sys, torch
-    from sigmavae.training import TrainConfig, train
-    train(TrainConfig(**{CFG!r}), "cpu", sys.argv[1], data=torch.load(sys.argv[2]), progress=False,
+    from sigmavae.config import TrainConfig
+    from sigmavae.runtime import Runtime
+    from sigmavae.training import train
+    QUIET = Runtime(device="cpu", progress=False)
+    train(TrainConfig(**{CFG!r}), out_dir=sys.argv[1], runtime=QUIET, data=torch.load(sys.argv[2]),
           resume=True)
 """)
 
@@ -43,7 +42,7 @@ def reference():
     """The uninterrupted run every resumed one must reproduce exactly."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    model, history = train(TrainConfig(**CFG), "cpu", data=X, progress=False)
+    model, history = train(TrainConfig(**CFG), runtime=QUIET, data=X)
     torch.set_num_threads(threads)
     return model.state_dict(), strip(history)
 
@@ -124,7 +123,7 @@ def test_a_signal_checkpoints_and_resume_is_exact(tmp_path, monkeypatch, referen
     signal_at(monkeypatch, call, signum)
     saved = f"after batch {batch} of epoch {epochs + 1}" if batch else f"after epoch {epochs}"
     with pytest.raises(TrainingInterrupted, match=rf"saved .*checkpoint.pt \({saved}\).*--resume") as err:
-        train(TrainConfig(**CFG), "cpu", tmp_path, data=X, progress=False)
+        train(TrainConfig(**CFG), out_dir=tmp_path, runtime=QUIET, data=X)
     assert err.value.signum == signum
     assert {s: signal.getsignal(s) for s in handlers} == handlers  # put back as they were
     ckpt = torch.load(tmp_path / CHECKPOINT, weights_only=True)
@@ -133,8 +132,8 @@ def test_a_signal_checkpoints_and_resume_is_exact(tmp_path, monkeypatch, referen
     assert ckpt["variance"] == ("pixel" if call > 12 else "global")
     monkeypatch.undo()
     with pytest.raises(ValueError, match="already holds an unfinished run of this config: pass --resume"):
-        train(TrainConfig(**CFG), "cpu", tmp_path, data=X, progress=False)
-    train(TrainConfig(**CFG), "cpu", tmp_path, data=X, progress=False, resume=True)
+        train(TrainConfig(**CFG), out_dir=tmp_path, runtime=QUIET, data=X)
+    train(TrainConfig(**CFG), out_dir=tmp_path, runtime=QUIET, data=X, resume=True)
     assert_same_run(tmp_path, reference)
 
 
@@ -161,10 +160,10 @@ def test_a_nan_gradient_stops_training_and_keeps_the_last_good_checkpoint(tmp_pa
     with pytest.raises(NonFiniteError, match=r"non-finite gradient in epoch 2 \(stage 1, epoch 2 of 2\), "
                        rf"batch 3 of 6; the last good checkpoint is {tmp_path / CHECKPOINT} "
                        r"\(after epoch 1\)"):
-        train(TrainConfig(**CFG), "cpu", tmp_path, data=X, progress=False)
+        train(TrainConfig(**CFG), out_dir=tmp_path, runtime=QUIET, data=X)
     assert epochs_saved(tmp_path / CHECKPOINT) == 1 and not (tmp_path / "model.pt").exists()
     monkeypatch.undo()
-    train(TrainConfig(**CFG), "cpu", tmp_path, data=X, progress=False, resume=True)
+    train(TrainConfig(**CFG), out_dir=tmp_path, runtime=QUIET, data=X, resume=True)
     assert_same_run(tmp_path, reference)  # nothing saved was lost
 
 
@@ -172,32 +171,33 @@ def test_a_nan_loss_is_named_even_without_a_checkpoint(monkeypatch):
     poison(monkeypatch, 2, "loss")
     with pytest.raises(NonFiniteError, match=r"non-finite loss or ELBO in epoch 1 .*batch 2 of 6; "
                        "there is no checkpoint"):
-        train(TrainConfig(**CFG), "cpu", data=X, progress=False)
+        train(TrainConfig(**CFG), runtime=QUIET, data=X)
 
 
 def test_a_run_directory_of_another_config_is_refused_before_any_compute(tmp_path, monkeypatch):
     small = TrainConfig(**{**CFG, "epochs1": 1, "epochs2": 0})
-    model, history = train(small, "cpu", tmp_path, data=X, progress=False)
+    model, history = train(small, out_dir=tmp_path, runtime=QUIET, data=X)
     monkeypatch.setattr(training, "run_epoch", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(ValueError, match=r"another config \(seed 0 there, 1 here\): use another --out"):
-        train(TrainConfig(**{**CFG, "epochs1": 1, "epochs2": 0, "seed": 1}), "cpu", tmp_path, resume=True)
+        train(TrainConfig(**{**CFG, "epochs1": 1, "epochs2": 0, "seed": 1}), out_dir=tmp_path, runtime=CPU,
+              resume=True)
     with pytest.raises(ValueError, match="already holds a finished run of this config: pass --resume"):
-        train(small, "cpu", tmp_path, data=X)
-    again, h2 = train(small, "cpu", tmp_path, resume=True)  # a finished run is returned as it is
+        train(small, out_dir=tmp_path, runtime=CPU, data=X)
+    again, h2 = train(small, out_dir=tmp_path, runtime=CPU, resume=True)  # a finished run: returned as it is
     assert h2 == history and torch.equal(again.sigma, model.sigma)
 
 
 def test_truncated_checkpoint_and_model_files_are_refused_with_a_remedy(tmp_path, monkeypatch):
     signal_at(monkeypatch, 2, signal.SIGINT)
     with pytest.raises(TrainingInterrupted):
-        train(TrainConfig(**CFG), "cpu", tmp_path / "a", data=X, progress=False)
+        train(TrainConfig(**CFG), out_dir=tmp_path / "a", runtime=QUIET, data=X)
     ckpt = tmp_path / "a" / CHECKPOINT
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
     with pytest.raises(CorruptFileError, match=f"{ckpt} is corrupt or truncated .*delete it to start"):
-        train(TrainConfig(**CFG), "cpu", tmp_path / "a", data=X, resume=True)
+        train(TrainConfig(**CFG), out_dir=tmp_path / "a", runtime=CPU, data=X, resume=True)
     monkeypatch.undo()
     small = TrainConfig(**{**CFG, "epochs1": 1, "epochs2": 0})
-    train(small, "cpu", tmp_path / "b", data=X, progress=False)
+    train(small, out_dir=tmp_path / "b", runtime=QUIET, data=X)
     model_pt = tmp_path / "b" / "model.pt"
     model_pt.write_bytes(model_pt.read_bytes()[:-100])
     with pytest.raises(CorruptFileError, match=f"{model_pt} is corrupt or truncated .*train it again"):
@@ -212,7 +212,7 @@ def closed_form_reference():
     """An uninterrupted run with Eq. 10 in stage 1 (σ²_dataset from a pass over the whole set)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    model, history = train(TrainConfig(**CFG, sigma_update="closed_form"), "cpu", data=X, progress=False)
+    model, history = train(TrainConfig(**CFG, sigma_update="closed_form"), runtime=QUIET, data=X)
     torch.set_num_threads(threads)
     return model.state_dict(), strip(history)
 
@@ -226,11 +226,11 @@ def test_closed_form_resumes_exactly_across_the_stage_switch(tmp_path, monkeypat
     cfg = TrainConfig(**CFG, sigma_update="closed_form")
     signal_at(monkeypatch, call, signal.SIGINT)
     with pytest.raises(TrainingInterrupted):
-        train(cfg, "cpu", tmp_path, data=X, progress=False)
+        train(cfg, out_dir=tmp_path, runtime=QUIET, data=X)
     ckpt = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     assert ckpt["variance"] == variance and len(ckpt["history"]) == 2
     assert ("sigma2_dataset" in ckpt["history"][-1]) == (variance == "pixel")
     monkeypatch.undo()
-    train(cfg, "cpu", tmp_path, data=X, progress=False, resume=True)
+    train(cfg, out_dir=tmp_path, runtime=QUIET, data=X, resume=True)
     assert_same_run(tmp_path, closed_form_reference)
     assert "sigma2_dataset" in closed_form_reference[1][1]

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from sigmavae.cache import cached_run, run_dir
+from sigmavae.config import TrainConfig
 from sigmavae.reproduce import reproduce
 from sigmavae.runs import load_run
+from sigmavae.runtime import Runtime
 from sigmavae.sweeps import train_with_submitit
-from sigmavae.training import TrainConfig
 
 pytest.importorskip("submitit")
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,13 +22,13 @@ def test_submitit_local_jobs_fill_the_model_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the jobs import this tree's sigmavae
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     configs = [TrainConfig(**TINY, seed=s) for s in (0, 1)]
-    runs = train_with_submitit(configs, 2, tmp_path / "cache", "cpu", cluster="local", timeout_min=5,
-                               log=lambda *_: None)
+    here = Runtime(device="cpu", cache_dir=tmp_path / "cache", progress=False)
+    runs = train_with_submitit(configs, 2, here, cluster="local", timeout_min=5, log=lambda *_: None)
     assert runs == [run_dir(c, tmp_path / "cache") for c in configs]
     for config, run in zip(configs, runs, strict=True):
         _, loaded, history = load_run(run)
         assert loaded == config and len(history) == 1
-        assert cached_run(config, tmp_path / "cache") == run  # cached: nothing trained again
+        assert cached_run(config, runtime=here) == run  # cached: nothing trained again
     logs = list((tmp_path / "cache" / "submitit").rglob("*_log.out"))
     assert len(logs) == 2  # one job each, its log kept beside submitit's pickles
     assert os.environ["OMP_NUM_THREADS"] == "1"
@@ -35,6 +36,7 @@ def test_submitit_local_jobs_fill_the_model_cache(tmp_path, monkeypatch):
 
 def test_partition_without_slurm_is_refused(tmp_path):
     with pytest.raises(ValueError, match="finds no SLURM"):
-        train_with_submitit([TrainConfig(**TINY)], 1, tmp_path, "cpu", cluster="local", partition="gpu")
+        here = Runtime(device="cpu", cache_dir=tmp_path)
+        train_with_submitit([TrainConfig(**TINY)], 1, here, cluster="local", partition="gpu")
     with pytest.raises(ValueError, match="unknown executor 'ray'"):
         reproduce("smoke", notebooks_dir=tmp_path, jobs=2, executor="ray")

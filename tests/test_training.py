@@ -5,16 +5,20 @@ import dataclasses
 import pytest
 import torch
 
+from sigmavae.config import TrainConfig
 from sigmavae.data import load_dataset
-from sigmavae.training import TrainConfig, load_run, train
+from sigmavae.runs import load_run
+from sigmavae.runtime import Runtime
+from sigmavae.training import train
 
 X = load_dataset("synthetic", "train")
+QUIET = Runtime(device="cpu", progress=False)
 SMALL = dict(dataset="synthetic", latent_dim=4, batch_size=64, lr=1e-3)
 
 
 def test_stage_switch_freezes_sigma2_and_keeps_variances_above_floor():
-    stage1, h1 = train(TrainConfig(**SMALL, epochs1=3, epochs2=0), "cpu", data=X, progress=False)
-    model, history = train(TrainConfig(**SMALL, epochs1=3, epochs2=2), "cpu", data=X, progress=False)
+    stage1, h1 = train(TrainConfig(**SMALL, epochs1=3, epochs2=0), runtime=QUIET, data=X)
+    model, history = train(TrainConfig(**SMALL, epochs1=3, epochs2=2), runtime=QUIET, data=X)
     assert [h["stage"] for h in history] == [1, 1, 1, 2, 2]
     assert h1[-1]["sigma2"] < h1[0]["sigma2"] < 1  # σ² is learned in stage 1 (it starts at 1)
     assert model.sigma2 == stage1.sigma2  # stage 1 is reproducible and σ²_dataset is frozen after it
@@ -37,7 +41,7 @@ def test_without_the_floor_stage_2_variances_collapse_and_with_it_they_do_not():
         for floor in (0.0, 0.5):
             cfg = TrainConfig(dataset="digits", latent_dim=4, batch_size=16, lr=2e-3, epochs1=1,
                               epochs2=2, variance_floor=floor)
-            runs[floor] = train(cfg, "cpu", data=x, progress=False)
+            runs[floor] = train(cfg, runtime=QUIET, data=x)
     finally:
         torch.set_num_threads(threads)
     (free, h_free), (floored, h_floored) = runs[0.0], runs[0.5]
@@ -50,7 +54,7 @@ def test_without_the_floor_stage_2_variances_collapse_and_with_it_they_do_not():
 
 def test_closed_form_sigma_tracks_the_reconstruction_error():
     model, history = train(TrainConfig(**SMALL, epochs1=3, epochs2=0, sigma_update="closed_form"),
-                           "cpu", data=X, progress=False)
+                           runtime=QUIET, data=X)
     assert not model.sigma.requires_grad
     # Eq. 10 sets σ² to the batch's mean squared error: far from the initial 1 after one batch.
     assert history[0]["sigma2"] < 0.2
@@ -58,8 +62,8 @@ def test_closed_form_sigma_tracks_the_reconstruction_error():
 
 def test_training_is_reproducible_and_a_run_reloads(tmp_path):
     cfg = TrainConfig(**SMALL, epochs1=2, epochs2=1)
-    a, ha = train(cfg, "cpu", out_dir=tmp_path / "run", data=X, progress=False)
-    b, hb = train(cfg, "cpu", data=X, progress=False)
+    a, ha = train(cfg, runtime=QUIET, out_dir=tmp_path / "run", data=X)
+    b, hb = train(cfg, runtime=QUIET, data=X)
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name
     loaded, cfg2, h2 = load_run(tmp_path / "run")
@@ -74,7 +78,7 @@ def test_training_is_reproducible_and_a_run_reloads(tmp_path):
 
 def test_fixed_method_trains_both_stage_budgets_at_constant_sigma2():
     model, history = train(TrainConfig(**SMALL, method="fixed", sigma2=0.5, epochs1=2, epochs2=1),
-                           "cpu", data=X, progress=False)
+                           runtime=QUIET, data=X)
     assert len(history) == 3 and model.variance == "fixed"
     assert all(h["sigma2"] == pytest.approx(0.5) for h in history)
 
@@ -82,10 +86,10 @@ def test_fixed_method_trains_both_stage_budgets_at_constant_sigma2():
 def test_eps_extends_a_stage_until_the_elbo_settles():
     # A huge ε₁ is met as soon as δ_ELBO exists (epoch 2); ε₁ = -inf never is, so the stage runs
     # max_extra_epochs more.
-    _, h = train(TrainConfig(**SMALL, epochs1=2, epochs2=0, eps1=1e9), "cpu", data=X, progress=False)
+    _, h = train(TrainConfig(**SMALL, epochs1=2, epochs2=0, eps1=1e9), runtime=QUIET, data=X)
     assert len(h) == 2
     _, h = train(TrainConfig(**SMALL, epochs1=1, epochs2=0, eps1=-float("inf"), max_extra_epochs=2),
-                 "cpu", data=X, progress=False)
+                 runtime=QUIET, data=X)
     assert len(h) == 3
 
 
@@ -108,7 +112,7 @@ def test_bad_config_is_refused(bad, match):
 
 def test_closed_form_freezes_eq_10_over_the_whole_training_set_not_the_last_batch():
     cfg = TrainConfig(**SMALL, epochs1=2, epochs2=0, sigma_update="closed_form")
-    model, history = train(cfg, "cpu", data=X, progress=False)
+    model, history = train(cfg, runtime=QUIET, data=X)
     # Eq. 10 from scratch: all 512 images in one pass, one z ~ q(z|x) per image, its noise drawn
     # as dataset_sigma2 documents (randn(N, D) from a generator seeded with the config's seed).
     eps = torch.randn(len(X), cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed))
@@ -121,5 +125,5 @@ def test_closed_form_freezes_eq_10_over_the_whole_training_set_not_the_last_batc
     last = history[-1]["sigma2_last_batch"]  # what σ² was before: the last mini-batch's Eq. 10
     assert abs(last - want) > 1e-3 * want
     # The frozen value is the one stage 2 starts from, with its floor.
-    two, h2 = train(TrainConfig(**{**dataclasses.asdict(cfg), "epochs2": 1}), "cpu", data=X, progress=False)
+    two, h2 = train(TrainConfig(**{**dataclasses.asdict(cfg), "epochs2": 1}), runtime=QUIET, data=X)
     assert h2[1]["sigma2_dataset"] == model.sigma2 and two.floor == pytest.approx(0.5 * model.sigma2)

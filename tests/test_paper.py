@@ -1,0 +1,415 @@
+"""The paper's claims (sigmavae.paper) decided on hand-made numbers.
+
+Each claim function gets a case where what the paper says is clearly true (holds), clearly false
+(fails), within two standard errors of the edge (unresolved), and without any error estimate
+(unresolved), and the margin is worked out here by hand from the numbers given. The rule: holds
+when margin > 2·se, fails when margin < -2·se; se is std/√n over n ≥ 2 seeds, else the one seed's
+estimator error, and the standard errors of a difference of two one-seed numbers add in quadrature.
+"""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal
+
+from sigmavae import paper
+from sigmavae.claims import Estimate
+
+ROOT2 = math.sqrt(2.0)
+NO_SE = object()  # "do not check se"
+
+
+def one(value, se=None):
+    """One seed, with its estimator's standard error (or none at all)."""
+    return Estimate([value], None if se is None else [se])
+
+
+def check(claim, verdict, margin, se=NO_SE, basis=None):
+    assert claim.verdict == verdict, (claim.text, claim.verdict, claim.margin, claim.se)
+    assert claim.margin == pytest.approx(margin, rel=1e-9, abs=1e-12), claim.text
+    if se is None:
+        assert claim.se is None, claim.text
+    elif se is not NO_SE:
+        assert claim.se == pytest.approx(se, rel=1e-9, abs=1e-15), claim.text
+    if basis is not None:
+        assert claim.basis == basis, claim.text
+
+
+# ----------------------------------------------------------------------------- Table 1
+
+# The paper's Table 1 (appendix C: all seven σ²), KL(q̂‖p) mean ± std over its 10 Monte Carlo runs.
+KL_T1 = {"1": (0.094, 0.003), "0.5": (0.132, 0.003), "0.1": (0.328, 0.009), "0.05": (0.812, 0.013),
+         "0.02": (2.143, 0.030), "0.01": (1.552, 0.034), "learned": (0.422, 0.011)}
+
+
+def kl_table(**changes):
+    kl = {k: one(m, s) for k, (m, s) in KL_T1.items()}
+    return kl | {k.replace("_", "."): v for k, v in changes.items()}
+
+
+def test_table1_the_papers_own_numbers_hold_except_the_unmeasured_sigma2():
+    """Its KL rises 0.094 → 2.143 from σ² = 1 to 0.02 (and falls again at 0.01, which the claim
+    leaves out); one learned σ² = 0.035 has no error estimate, so "0.01 < σ² < 0.1" is unresolved."""
+    kl_claim, sigma2_claim, learned_claim = paper.table1_claims({"learned": one(0.035)}, kl_table())
+    # the weakest of the four steps is 1 → 0.5: 0.038 over √(0.003² + 0.003²), z ≈ 9; the others
+    # are 0.196 / 0.0095 ≈ 21, 0.484 / 0.0158 ≈ 31, 1.331 / 0.0327 ≈ 41
+    check(kl_claim, "holds", 0.132 - 0.094, 0.003 * ROOT2, "1 seed, estimator error only")
+    check(sigma2_claim, "unresolved", 0.035 - 0.01, None, "1 seed, no error estimate")
+    check(learned_claim, "holds", 1.552 - 0.422, math.hypot(0.034, 0.011))
+
+
+def test_table1_one_kl_step_falling_fails_the_whole_chain():
+    kl_claim = paper.table1_claims({"learned": one(0.035)}, kl_table(**{"0_05": one(0.2, 0.013)}))[0]
+    # 0.1 → 0.05 now falls by 0.128 (z ≈ -8): the all_of fails with that step as its margin
+    check(kl_claim, "fails", 0.2 - 0.328, math.hypot(0.013, 0.009))
+
+
+def test_table1_the_fall_from_002_to_001_is_not_part_of_the_claim():
+    kl = kl_table(**{"0_01": one(0.05, 0.001)})  # far below every other σ²: the chain ends at 0.02
+    check(paper.table1_claims({"learned": one(0.035)}, kl)[0], "holds", 0.038, 0.003 * ROOT2)
+
+
+@pytest.mark.parametrize("step, verdict", [(0.0084, "unresolved"), (0.0086, "holds"),
+                                           (-0.0084, "unresolved"), (-0.0086, "fails")])
+def test_table1_a_kl_step_at_two_standard_errors(step, verdict):
+    """1 → 0.5 changes by ``step`` with se 0.003·√2 ≈ 0.00424: 2·se ≈ 0.00849."""
+    kl = kl_table(**{"0_5": one(0.094 + step, 0.003)})
+    check(paper.table1_claims({"learned": one(0.035)}, kl)[0], verdict, step, 0.003 * ROOT2)
+
+
+@pytest.mark.parametrize("values, verdict, margin, se", [
+    ((0.03, 0.035, 0.04), "holds", 0.025, 0.005 / math.sqrt(3)),  # the paper's 0.035, over 3 seeds
+    ((0.19, 0.2, 0.21), "fails", 0.1 - 0.2, 0.01 / math.sqrt(3)),  # above 0.1: the upper bound is nearer
+    ((0.004, 0.005, 0.006), "fails", 0.005 - 0.01, 0.001 / math.sqrt(3)),  # below 0.01
+    ((0.0101, 0.011, 0.0119), "unresolved", 0.001, 0.0009 / math.sqrt(3)),  # 0.001 < 2·0.00052
+    ((0.0102, 0.011, 0.0118), "holds", 0.001, 0.0008 / math.sqrt(3)),  # 0.001 > 2·0.00046
+    ((0.0981, 0.099, 0.0999), "unresolved", 0.001, 0.0009 / math.sqrt(3)),  # just under 0.1
+    ((0.5,), "unresolved", 0.1 - 0.5, None),  # far outside, but one σ² has no error estimate
+])
+def test_table1_the_learned_sigma2_between_001_and_01(values, verdict, margin, se):
+    claim = paper.table1_claims({"learned": Estimate(values)}, kl_table())[1]
+    check(claim, verdict, margin, se)
+
+
+def test_table1_kl_at_the_learned_sigma2_above_that_at_001_fails():
+    claim = paper.table1_claims({"learned": one(0.035)}, kl_table(learned=one(2.0, 0.011)))[2]
+    check(claim, "fails", 1.552 - 2.0, math.hypot(0.034, 0.011))
+
+
+def test_table1_without_error_estimates_nothing_is_decided():
+    kl = {k: one(m) for k, (m, _) in KL_T1.items()}
+    claims = paper.table1_claims({"learned": one(0.035)}, kl)
+    assert [c.verdict for c in claims] == ["unresolved"] * 3 and all(c.se is None for c in claims)
+    assert claims[2].margin == pytest.approx(1.552 - 0.422)
+
+
+# ----------------------------------------------------------------------------- Figure 1
+
+ELBO_F1 = {"1": -120.0, "0.5": -60.0, "0.1": 40.0, "0.05": 70.0, "0.02": 80.0, "0.01": 75.0, "learned": 95.0}
+# q̂'s FIDs: the three lowest fixed ones are 0.05 (15), 0.02 (20), 0.1 (22)
+FID_QHAT_F1 = {"1": 60.0, "0.5": 45.0, "0.1": 22.0, "0.05": 15.0, "0.02": 20.0, "0.01": 35.0,
+               "learned": 12.0}
+# the prior's: worse everywhere, the gap growing as σ² shrinks (5 at σ² = 1 … 75 at 0.01)
+FID_PRIOR_F1 = {"1": 65.0, "0.5": 52.0, "0.1": 40.0, "0.05": 45.0, "0.02": 70.0, "0.01": 110.0,
+                "learned": 30.0}
+
+
+def figure1(elbo=None, qhat=None, prior=None, se=1.0):
+    def est(base, changes):
+        return {k: one(v, se) for k, v in (base | (changes or {})).items()}
+
+    return paper.figure1_claims(est(ELBO_F1, elbo), est(FID_QHAT_F1, qhat), est(FID_PRIOR_F1, prior))
+
+
+def test_figure1_holds_when_learned_has_the_best_elbo_and_a_top_three_fid():
+    elbo, prior, top3 = figure1()
+    check(elbo, "holds", 95.0 - 80.0, ROOT2)  # against the best fixed σ², 0.02
+    assert "(0.02)" in elbo.text
+    check(prior, "holds", 65.0 - 60.0, ROOT2)  # the weakest σ² is 1, gap 5
+    check(top3, "holds", 22.0 - 12.0, ROOT2)  # below the third-lowest fixed FID, σ² = 0.1's 22
+    assert "σ² = 0.1" in top3.text
+
+
+def test_figure1_fails_on_a_lower_elbo_a_worse_qhat_or_a_fourth_place():
+    check(figure1(elbo={"learned": 70.0})[0], "fails", 70.0 - 80.0, ROOT2)
+    check(figure1(prior={"1": 55.0})[1], "fails", 55.0 - 60.0, ROOT2)  # q̂ worse than p at σ² = 1
+    check(figure1(prior={"learned": 5.0})[1], "fails", 5.0 - 12.0, ROOT2)  # and at the learned σ²
+    check(figure1(qhat={"learned": 30.0})[2], "fails", 22.0 - 30.0, ROOT2)  # 4th: 15, 20, 22, 30
+
+
+@pytest.mark.parametrize("gap, verdict", [(2.8, "unresolved"), (2.9, "holds")])
+def test_figure1_at_two_standard_errors(gap, verdict):
+    """2·se = 2·√2 ≈ 2.83 for two one-seed numbers of error 1 each."""
+    check(figure1(elbo={"learned": 80.0 + gap})[0], verdict, gap, ROOT2)
+    check(figure1(prior={"1": 60.0 + gap})[1], verdict, gap, ROOT2)
+    # second-lowest of all seven, but only `gap` below the third-lowest fixed σ²
+    check(figure1(qhat={"learned": 22.0 - gap})[2], verdict, gap, ROOT2)
+
+
+def test_figure1_without_error_estimates_nothing_is_decided():
+    claims = figure1(se=None)
+    assert [c.verdict for c in claims] == ["unresolved"] * 3 and all(c.se is None for c in claims)
+    assert [claims[0].margin, claims[2].margin] == pytest.approx([15.0, 10.0])
+
+
+# ----------------------------------------------------------------------------- Table 2
+
+TABLE2_PAPER = {  # the paper's Table 2 rows (WAE from the prior, the others from q̂)
+    "mnist": {"ours": 8.9, "VAE": 74.9, "β-VAE": 438.1, "DIP-VAE": 114.9, "WAE": 142.8},
+    "fashion_mnist": {"ours": 10.6, "VAE": 123.8, "β-VAE": 281.5, "DIP-VAE": 103.6, "WAE": 149.5},
+    "celeba": {"ours": 74.7, "VAE": 78.4, "β-VAE": 106.4, "DIP-VAE": 87.5, "WAE": 85.4},
+}
+
+
+def table2(row, se=1.0, **changes):
+    return paper.table2_claims({m: one(v, se) for m, v in (TABLE2_PAPER[row] | changes).items()})
+
+
+@pytest.mark.parametrize("row, best, margin", [("mnist", "VAE", 74.9 - 8.9),
+                                               ("fashion_mnist", "DIP-VAE", 103.6 - 10.6),
+                                               ("celeba", "VAE", 78.4 - 74.7)])
+def test_table2_the_papers_rows_hold_against_their_best_other_method(row, best, margin):
+    [claim] = table2(row)
+    check(claim, "holds", margin, ROOT2, "1 seed, estimator error only")
+    assert f"the best other: {best}" in claim.text
+
+
+def test_table2_celebas_37_gap_needs_each_fid_to_better_than_13():
+    """3.7 > 2·√2·s only for s < 1.31: at s = 1.5 the paper's CelebA row is unresolved."""
+    check(table2("celeba", se=1.5)[0], "unresolved", 78.4 - 74.7, 1.5 * ROOT2)
+
+
+def test_table2_fails_when_ours_is_worse_and_is_unresolved_inside_two_se():
+    check(table2("mnist", ours=80.0)[0], "fails", 74.9 - 80.0, ROOT2)
+    check(table2("mnist", ours=72.1)[0], "unresolved", 74.9 - 72.1, ROOT2)  # 2.8 < 2.83
+    check(table2("mnist", ours=72.0)[0], "holds", 74.9 - 72.0, ROOT2)  # 2.9 > 2.83
+    check(table2("mnist", se=None)[0], "unresolved", 74.9 - 8.9, None, "1 seed, no error estimate")
+
+
+# ----------------------------------------------------------------------------- Table 3
+
+# The paper's Table 3, MNIST: IWAE (k = 20) with q̂, and q̂'s gain over the prior, per model.
+IWAE_T3 = {"ours, dataset σ²": 1323.0, "ours, pixel σ²": 6052.0, "VAE": -461.0, "β-VAE": -730.0,
+           "DIP-VAE": -460.0}
+GAIN_T3 = {"ours, dataset σ²": 16.0, "ours, pixel σ²": 15.0, "VAE": 1.0, "β-VAE": 0.0, "DIP-VAE": 1.0}
+
+
+def table3(iwae=None, gain=None, iwae_se=5.0, gain_se=1.0):
+    return paper.table3_claims({m: one(v, iwae_se) for m, v in (IWAE_T3 | (iwae or {})).items()},
+                               {m: one(v, gain_se) for m, v in (GAIN_T3 | (gain or {})).items()})
+
+
+def test_table3_the_papers_mnist_numbers_hold():
+    pixel, dataset, gain = table3()
+    check(pixel, "holds", 6052.0 - 1323.0, 5.0 * ROOT2)  # next best: ours with one σ²
+    assert "(next: ours, dataset σ²)" in pixel.text
+    check(dataset, "holds", 1323.0 - (-460.0), 5.0 * ROOT2)  # the best baseline: DIP-VAE
+    assert "(best of them: DIP-VAE)" in dataset.text
+    check(gain, "holds", 6052.0 - 6037.0, 1.0)  # the weaker of the two gains: pixel σ², 15 ± 1
+
+
+def test_table3_fails_when_pixel_is_below_dataset_a_baseline_wins_or_q_hat_loses():
+    pixel, _, _ = table3(iwae={"ours, pixel σ²": 1300.0})
+    check(pixel, "fails", 1300.0 - 1323.0, 5.0 * ROOT2)  # z ≈ -3.3
+    pixel, dataset, _ = table3(iwae={"VAE": 1400.0})
+    check(dataset, "fails", 1323.0 - 1400.0, 5.0 * ROOT2)
+    check(pixel, "holds", 6052.0 - 1400.0, 5.0 * ROOT2)  # VAE is now the next best
+    check(table3(gain={"ours, pixel σ²": -3.0})[2], "fails", -3.0, 1.0)
+    # the baselines' gains are not part of the claim
+    check(table3(gain={"VAE": -50.0, "β-VAE": -50.0})[2], "holds", 15.0, 1.0)
+
+
+def test_table3_the_gain_is_decided_by_its_own_paired_error():
+    """The gain comes image by image from the same importance samples: its error is the paired
+    one, however noisy the two IWAE numbers are on their own (± 500 here)."""
+    check(table3(iwae_se=500.0)[2], "holds", 15.0, 1.0)
+    check(table3(gain={"ours, dataset σ²": 1.9})[2], "unresolved", 1.9, 1.0)  # 1.9 < 2·1
+    check(table3(gain={"ours, dataset σ²": 2.1})[2], "holds", 2.1, 1.0)
+
+
+def test_table3_without_error_estimates_nothing_is_decided():
+    claims = table3(iwae_se=None, gain_se=None)
+    assert [c.verdict for c in claims] == ["unresolved"] * 3 and all(c.se is None for c in claims)
+    assert [claims[0].margin, claims[1].margin] == pytest.approx([4729.0, 1783.0])
+
+
+# ----------------------------------------------------------------------------- Table 4
+
+FID_T4 = {500: 79.9, 1000: 79.2, 2000: 78.4, 10000: 73.1}  # the paper's Table 4 (CelebA)
+
+
+def table4(se=0.3, prior=120.0, reference=500, **changes):
+    fids = {m: one(v, se) for m, v in FID_T4.items()}
+    fids |= {int(k[1:]): one(v, se) for k, v in changes.items()}
+    return paper.table4_claims(fids, one(prior, se), reference)
+
+
+def test_table4_the_papers_numbers_hold_with_errors_of_03():
+    prior, within = table4()
+    check(prior, "holds", 120.0 - 79.9, 0.3 * ROOT2)  # the weakest M is 500 (the highest FID)
+    # 10% of 79.9 is 7.99; M = 10,000 moves FID by 6.8 (8.5%): margin 1.19 > 2·0.42
+    check(within, "holds", 7.99 - 6.8, 0.3 * ROOT2)
+
+
+def test_table4_the_papers_largest_m_is_unresolved_with_errors_of_05():
+    check(table4(se=0.5)[1], "unresolved", 7.99 - 6.8, 0.5 * ROOT2)  # 1.19 < 2·0.71
+
+
+@pytest.mark.parametrize("fid, margin", [(60.0, 7.99 - 19.9), (90.0, 7.99 - 10.1)])
+def test_table4_a_change_over_10_percent_either_way_fails(fid, margin):
+    check(table4(m10000=fid)[1], "fails", margin, 0.3 * ROOT2)
+
+
+def test_table4_fails_when_the_prior_beats_a_mixture():
+    # prior 78: below M = 500 (79.9) and 1000 (79.2), within noise of 2000, above 10,000
+    check(table4(prior=78.0)[0], "fails", 78.0 - 79.9, 0.3 * ROOT2)
+
+
+def test_table4_only_larger_m_than_the_reference_count():
+    assert len(table4(reference=10000)) == 1  # nothing larger: no "within 10%" claim
+    # M = 500 is far off, but below the reference 1000; 10% of 79.2 is 7.92, 10,000 moves by 6.1
+    _, within = table4(reference=1000, prior=300.0, m500=200.0)
+    check(within, "holds", 7.92 - 6.1, 0.3 * ROOT2)
+
+
+def test_table4_over_seeds_the_spread_of_the_change_decides():
+    def within(values_10000):
+        fids = {m: Estimate([v] * 3) for m, v in FID_T4.items()} | {10000: Estimate(values_10000)}
+        return paper.table4_claims(fids, Estimate([120.0] * 3), 500)[1]
+
+    # changes -7.8, -6.8, -5.8: margins 0.19, 1.19, 2.19, std 1, se 1/√3 ≈ 0.58 < 1.19 / 2
+    check(within([72.1, 73.1, 74.1]), "holds", 1.19, 1 / math.sqrt(3), "3 seeds")
+    # std 1.1: se ≈ 0.635, 2·se ≈ 1.27 > 1.19
+    check(within([72.0, 73.1, 74.2]), "unresolved", 1.19, 1.1 / math.sqrt(3))
+
+
+def test_table4_without_error_estimates_nothing_is_decided():
+    claims = table4(se=None)
+    assert [c.verdict for c in claims] == ["unresolved"] * 2 and all(c.se is None for c in claims)
+
+
+# ----------------------------------------------------------------------------- Figure 2
+
+FID_QHAT_F2 = {"ours": 8.9, "VAE": 74.9, "β-VAE": 438.1, "DIP-VAE": 114.9, "WAE": 142.8}
+FID_PRIOR_F2 = {"ours": 30.0, "VAE": 90.0, "β-VAE": 445.0, "DIP-VAE": 130.0, "WAE": 150.0}
+
+
+def figure2(se=1.0, **prior):
+    [claim] = paper.figure2_claims({m: one(v, se) for m, v in FID_QHAT_F2.items()},
+                                   {m: one(v, se) for m, v in (FID_PRIOR_F2 | prior).items()})
+    return claim
+
+
+def test_figure2_qhat_beats_the_prior_for_every_method():
+    check(figure2(), "holds", 445.0 - 438.1, ROOT2)  # weakest gap: β-VAE's 6.9
+    check(figure2(WAE=139.0), "fails", 139.0 - 142.8, ROOT2)  # one method the other way round
+    check(figure2(**{"β-VAE": 438.1 + 2.8}), "unresolved", 2.8, ROOT2)  # 2.8 < 2·√2
+    claim = figure2(se=None)
+    assert claim.verdict == "unresolved" and claim.se is None
+
+
+@pytest.mark.xfail(strict=True, reason="all_of picks the weakest part by z alone: when no part has an error "
+                   "estimate (or every se is 0) all tie and the first part's margin is reported")
+def test_figure2_without_errors_reports_the_smallest_gap():
+    check(figure2(se=None), "unresolved", 445.0 - 438.1, None)  # β-VAE's 6.9, not ours' 21.1
+    check(figure2(se=0.0), "holds", 445.0 - 438.1, 0.0)
+
+
+# ----------------------------------------------------------------------------- Figures 3-4
+
+
+@pytest.mark.parametrize("auroc, se, verdict", [
+    (0.8, 0.01, "holds"), (0.45, 0.01, "fails"), (0.5, 0.001, "unresolved"),  # chance never holds
+    (0.519, 0.01, "unresolved"), (0.521, 0.01, "holds"), (0.9, None, "unresolved"),
+])
+def test_uncertainty_auroc_is_measured_against_chance(auroc, se, verdict):
+    claim = paper.uncertainty_claims(one(auroc, se), one(0.3, 0.02))[0]
+    check(claim, verdict, auroc - 0.5, se)
+
+
+@pytest.mark.parametrize("rho, se, verdict", [(0.3, 0.02, "holds"), (-0.1, 0.02, "fails"),
+                                              (0.039, 0.02, "unresolved"), (0.3, None, "unresolved")])
+def test_uncertainty_spearman_above_the_floor_is_positive(rho, se, verdict):
+    check(paper.uncertainty_claims(one(0.8, 0.01), one(rho, se))[1], verdict, rho, se)
+
+
+# ----------------------------------------------------------------------------- one seed, several
+
+
+def test_one_seed_is_decided_by_its_estimator_error():
+    auroc = paper.uncertainty_claims(one(0.53, 0.01), one(0.3, 0.02))[0]
+    check(auroc, "holds", 0.03, 0.01, "1 seed, estimator error only")  # 0.03 > 2·0.01
+    check(paper.uncertainty_claims(one(0.53, 0.02), one(0.3, 0.02))[0], "unresolved", 0.03, 0.02)
+    # a difference of two seeds' numbers: √(3² + 4²) = 5
+    [claim] = paper.table2_claims({"ours": one(10.0, 3.0), "VAE": one(20.1, 4.0)})
+    check(claim, "holds", 10.1, 5.0)
+    [claim] = paper.table2_claims({"ours": one(10.0, 3.0), "VAE": one(19.9, 4.0)})
+    check(claim, "unresolved", 9.9, 5.0)
+
+
+def test_several_seeds_are_decided_by_their_spread_not_the_estimator():
+    def auroc(values, stderrs=None):
+        return paper.uncertainty_claims(Estimate(values, stderrs), one(0.3, 0.02))[0]
+
+    # std 0.01 over 3 seeds: se 0.0058, though each seed's own error (0.5) would decide nothing
+    check(auroc([0.52, 0.53, 0.54], [0.5] * 3), "holds", 0.03, 0.01 / math.sqrt(3), "3 seeds")
+    # std 0.13: se 0.075, though each seed's own error (0.001) would make it hold
+    check(auroc([0.40, 0.53, 0.66], [0.001] * 3), "unresolved", 0.03, 0.13 / math.sqrt(3))
+    check(auroc([0.52, 0.54]), "holds", 0.03, 0.01, "2 seeds")  # std √2·0.01, se 0.01
+    check(auroc([0.51, 0.55]), "unresolved", 0.03, 0.02)  # se 0.02: 0.03 < 0.04
+    # a difference, seed by seed: 2, 5, 8 → std 3, se √3; each FID's ± 30 plays no part
+    [claim] = paper.table2_claims({"ours": Estimate([9.0, 10.0, 11.0], [30.0] * 3),
+                                   "VAE": Estimate([11.0, 15.0, 19.0], [30.0] * 3)})
+    check(claim, "holds", 5.0, math.sqrt(3), "3 seeds")
+
+
+# ----------------------------------------------------------------------------- the floor's bound
+
+
+def test_floor_bound_at_half_is_minus_d_over_2_log_pi():
+    assert paper.floor_bound(784, 0.5) == pytest.approx(-392 * math.log(math.pi), rel=1e-12)
+    assert paper.floor_bound(784, 0.5) == pytest.approx(-448.734, abs=1e-3)
+
+
+def test_floor_bound_is_the_most_a_gaussian_likelihood_with_that_floor_can_give():
+    d, floor = 784, 0.004
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(d, generator=g, dtype=torch.float64)
+    bound = paper.floor_bound(d, floor)
+    perfect = Normal(x, math.sqrt(floor)).log_prob(x).sum()  # the mean exact, every σ²_k at the floor
+    assert float(perfect) == pytest.approx(bound, rel=1e-12)
+    for _ in range(20):  # any mean, any σ²_k ≥ floor: never above
+        mean = x + 0.05 * torch.randn(d, generator=g, dtype=torch.float64)
+        var = floor + 0.01 * torch.rand(d, generator=g, dtype=torch.float64)
+        assert float(Normal(mean, var.sqrt()).log_prob(x).sum()) < bound
+    # halving the floor raises the bound by (d/2)·log 2
+    assert paper.floor_bound(d, floor / 2) - bound == pytest.approx(392 * math.log(2), rel=1e-12)
+
+
+def test_implied_sigma2_inverts_the_likelihood_at_the_mean_squared_error():
+    """Eq. 8 at σ² = the mean squared error of the d residuals is -(d/2)(log 2πσ² + 1)."""
+    d = 784
+    g = torch.Generator().manual_seed(0)
+    residual = 0.05 * torch.randn(d, generator=g, dtype=torch.float64)
+    mse = float(residual.square().mean())
+    ll = float(Normal(torch.zeros(d, dtype=torch.float64), math.sqrt(mse)).log_prob(residual).sum())
+    assert paper.implied_sigma2(ll, d) == pytest.approx(mse, rel=1e-10)
+    for s2 in (1e-3, 0.035, 0.5, 2.0):
+        assert paper.implied_sigma2(-0.5 * d * (math.log(2 * math.pi * s2) + 1), d) == pytest.approx(s2)
+        # floor_bound is the same likelihood without the d/2 of the squared errors
+        assert paper.implied_sigma2(paper.floor_bound(d, s2) - d / 2, d) == pytest.approx(s2)
+
+
+@pytest.mark.parametrize("dataset, sigma2", [("mnist", 0.0020035), ("fashion_mnist", 0.0030598)])
+def test_the_papers_pixel_row_exceeds_the_floor_its_dataset_row_implies(dataset, sigma2):
+    """Table 3's "dataset σ²" row implies σ²_dataset, so the floor ½σ²_dataset; log p(x|z) can then
+    be at most ll + (d/2)(1 + log 2), far below the "pixel σ²" row the paper reports."""
+    d = 784
+    row = paper.TABLE3[dataset]
+    dataset_ll, pixel_ll = row["ours, dataset σ²"][1], row["ours, pixel σ²"][1]  # with q̂
+    implied = paper.implied_sigma2(dataset_ll, d)
+    assert implied == pytest.approx(sigma2, rel=1e-4)
+    bound = paper.floor_bound(d, implied / 2)
+    assert bound == pytest.approx(dataset_ll + d / 2 * (1 + math.log(2)), rel=1e-12)  # 1323 → 1986.7
+    assert pixel_ll > bound + 3000
