@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 #   make test TORCH="torch torchvision"
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test lint bench book clean
+.PHONY: install test test-fast lint chromium bench book clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,24 @@ install: $(BIN)/.installed
 lint: install
 	$(BIN)/ruff check sigmavae tests bench notebooks/py book
 
-test: lint
+# The book's page test drives Debian's chromium, headless: installed here when it is missing and
+# this user may (root, or sudo without a password); otherwise one line says what to run.
+chromium:
+	@command -v chromium > /dev/null || command -v chromium-browser > /dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2> /dev/null; then SUDO=sudo; else \
+	    echo "make test: the book's page test needs Debian's chromium: run 'sudo apt-get install chromium'" \
+	         "(or 'make test-fast', which skips the slow tests)"; exit 1; fi; \
+	  echo "make test: installing Debian's chromium for the book's page test"; \
+	  $$SUDO apt-get update -q > /dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium > /dev/null; }
+
+# Every test (under 15 minutes on 2 cores); `make test-fast` leaves out those marked slow
+# (notebooks, the book, the Colab venv, DDP, the download through a notebook).
+test: lint chromium
 	$(BIN)/pytest -q
+
+test-fast: lint
+	$(BIN)/pytest -q -m "not slow"
 
 bench: install
 	$(BIN)/python bench/train_speed.py

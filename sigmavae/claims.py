@@ -183,8 +183,8 @@ def all_of(text: str, parts: Sequence[Claim]) -> Claim:
     verdicts = {p.verdict for p in parts}
     v = "fails" if "fails" in verdicts else "holds" if verdicts == {"holds"} else "unresolved"
 
-    def strength(p: Claim) -> float:
-        return -math.inf if p.z is None else p.z
+    def strength(p: Claim) -> tuple[float, float]:  # by z; where the z tie (no error, or se 0), by margin
+        return (-math.inf if p.z is None else p.z), p.margin
 
     weakest = min(parts, key=strength)
     return Claim(text, v, weakest.margin, weakest.se, weakest.basis, weakest.unit)

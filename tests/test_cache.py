@@ -19,9 +19,20 @@ from sigmavae.runtime import Runtime
 SMALL = dict(dataset="synthetic", latent_dim=2, epochs1=1, epochs2=0, batch_size=128)
 
 
-def test_keys_follow_the_config():
-    assert config_key(TrainConfig(**SMALL)) == config_key(TrainConfig(**SMALL))
-    assert config_key(TrainConfig(**SMALL)) != config_key(TrainConfig(**{**SMALL, "seed": 1}))
+def test_keys_follow_every_field_of_the_config():
+    base = TrainConfig(**SMALL)
+    explicit = TrainConfig(dataset="synthetic", latent_dim=16, epochs1=16, epochs2=14)  # the appendix's
+    assert config_key(TrainConfig(dataset="synthetic")) == config_key(explicit)  # same values, same key
+    changed = {"seed": 1, "lr": 1e-3, "beta": 2.0, "epochs1": 2, "variance_floor": 0.25, "batch_size": 64,
+               "sigma_update": "closed_form", "eps1": 1.0, "max_extra_epochs": 3}
+    keys = {config_key(TrainConfig(**{**SMALL, k: v})) for k, v in changed.items()}
+    assert len(keys) == len(changed) and config_key(base) not in keys
+    # stable across processes (no hash randomisation): the same key in a fresh interpreter
+    script = f"from sigmavae.cache import config_key; from sigmavae.config import TrainConfig; " \
+             f"print(config_key(TrainConfig(**{SMALL!r})))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONHASHSEED": "123"})
+    assert out.stdout.strip() == config_key(base)
 
 
 def test_second_call_trains_nothing(tmp_path):

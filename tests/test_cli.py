@@ -11,6 +11,7 @@ from PIL import Image
 
 from sigmavae.cache import run_dir
 from sigmavae.cli import main
+from sigmavae.config import TrainConfig
 
 
 def test_train_evaluate_sample_on_digits(tmp_path, capsys):
@@ -58,7 +59,9 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
 def test_console_script_is_installed():
     script = Path(sys.executable).parent / "sigmavae"  # written by `pip install -e .`
     out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
-    assert out.stdout.startswith("sigmavae ")
+    import sigmavae
+
+    assert out.stdout.strip() == f"sigmavae {sigmavae.__version__}"  # this tree's package, installed
 
 
 def test_evaluate_adds_classifier_fid(tmp_path, monkeypatch):
@@ -73,6 +76,38 @@ def test_evaluate_adds_classifier_fid(tmp_path, monkeypatch):
     assert m["fid_real"] < m["fid_prior"] and m["fid_real"] < m["fid_qhat"]  # one epoch is no data
     assert all(m[f"fid_{s}_std"] > 0 for s in ("qhat", "prior", "real"))  # ± the bootstrap std
     assert 0.8 < m["fid_classifier_test_accuracy"] <= 1
+
+
+def test_reproduce_refuses_a_misspelt_parameter_before_anything_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SIGMAVAE_CACHE", str(tmp_path / "cache"))
+    notebooks = Path(__file__).parents[1] / "notebooks"
+    before = {p: p.stat().st_mtime_ns for p in notebooks.glob("*.ipynb")}
+    assert main(["reproduce", "--profile", "smoke", "--only", "table3", "--notebooks", str(notebooks),
+                 "-p", "epochz", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "'epochz' is not a parameter (did you mean 'epochs" in err and len(err.strip().splitlines()) == 1
+    assert {p: p.stat().st_mtime_ns for p in notebooks.glob("*.ipynb")} == before  # nothing executed
+    assert not (tmp_path / "cache").exists()
+
+
+def test_evaluate_refuses_celeba_with_the_classifier_fid_before_any_work(tmp_path, capsys, monkeypatch):
+    """The notebooks' refusal, from the CLI: read from config.json before the model is opened."""
+    import dataclasses
+
+    monkeypatch.delenv("SIGMAVAE_FID_WEIGHTS", raising=False)
+    monkeypatch.delenv("SIGMAVAE_DOWNLOAD", raising=False)
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(tmp_path / "hub"))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(dataclasses.asdict(TrainConfig(dataset="celeba"))))
+    (run / "history.json").write_text("[]")
+    (run / "model.pt").write_bytes(b"never opened")
+    for fid in ("classifier", "auto"):
+        assert main(["evaluate", str(run), "--fid", fid, "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert "CelebA's FID needs Inception" in err and "--fid-weights PATH" in err
+        assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.json", "model.pt"]
 
 
 def test_reproduce_runs_notebooks_in_order_and_refuses_unknown_names(tmp_path, capsys, monkeypatch):

@@ -9,7 +9,9 @@ import sysconfig
 from pathlib import Path
 
 import jupytext
+import pytest
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[1]
 
 

@@ -22,7 +22,8 @@ from sigmavae.training import train
 QUIET = Runtime(device="cpu", progress=False)
 OPTIONS = dict(dataset="synthetic", latent_dim=2, batch_size=64)
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed")]
 # Two ranks draw their own ε where one process draws one stream: the runs agree in distribution,
 # not bit for bit. Measured (3 epochs, closed-form σ²): per-epoch loss, ELBO and reconstruction term
 # 0.2-3.4 nats per image apart, where seeds 0 and 1 of one process are 47-210 nats apart; σ²_dataset

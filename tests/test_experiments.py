@@ -57,6 +57,18 @@ def test_bad_parameters_are_refused_with_the_fix(name, value, match):
     assert "-p epochs1 3" in str(err.value)  # says how to pass them
 
 
+def test_unknown_names_are_refused_naming_the_closest():
+    with pytest.raises(ValueError, match=r"'epochz' is not a parameter \(did you mean 'epochs"):
+        resolve("table2", epochz=3)  # a keyword that is not a parameter
+    # in a notebook: the names papermill injected (IPython's history In holds its cell)
+    injected = {"In": ["", "# Parameters\nprofile = \"smoke\"\nn_sample = 5\n"], "profile": "smoke",
+                "n_sample": 5, "REPO_URL": "", "os": object()}
+    with pytest.raises(ValueError, match=r"'n_sample' is not a parameter \(did you mean 'n_samples'\?\)"):
+        resolve("table2", injected)
+    injected["In"][1] = "# Parameters\nprofile = \"smoke\"\nresults_dir = \"out\"\n"
+    assert resolve("table2", injected).profile == "smoke"  # globals that are not injected are ignored
+
+
 def test_the_old_single_seed_parameter_is_refused_with_the_new_name():
     with pytest.raises(ValueError, match="the parameter is `seeds`"):
         resolve("table2", {"seed": 1})

@@ -74,24 +74,21 @@ def test_bounds_are_ordered_and_iwae_converges_to_log_px():
     assert exact - iwae[5000] < 0.02 * (exact - iwae[1])
 
 
-def test_iwae_with_mixture_prior_uses_its_density():
-    """A single-component q̂ fitted to N(0, I) samples is p(z) up to fitting error."""
+def test_iwae_under_q_hat_converges_to_the_marginal_likelihood_under_q_hat():
+    """With p(z) replaced by a q̂ away from N(0, I), the model is p(x) = N(x; Wm + b, WSWᵀ + σ²I)
+    for q̂ = N(m, S): exact, and several nats from log p(x) under N(0, I). One decoder pass scores
+    both priors; with k = 4000 each is within Monte Carlo error of its own exact marginal."""
     model, x = make(orthogonal=False, perturb=0.3)
-    qhat = GaussianMixturePrior(1).fit(torch.randn(200_000, D))
-    a = iwae_log_likelihood(model, x, 20, StandardNormalPrior(D)).mean()
-    b = iwae_log_likelihood(model, x, 20, qhat).mean()
-    assert abs(float(a - b)) < 0.01
-
-
-def test_iwae_under_several_priors_shares_the_samples():
-    """One decoder pass scores every prior: each result is what its own call gives (same seed, so
-    the same z), and with the exact posterior the standard-normal one is log p(x) exactly."""
-    model, x = make(orthogonal=True)
-    qhat = GaussianMixturePrior(2).fit(torch.randn(5_000, D))
-    both = iwae_log_likelihoods(model, x, 7, {"prior": StandardNormalPrior(D), "q̂": qhat}, seed=3)
-    torch.testing.assert_close(both["prior"].double(), model.exact_log_px(x), atol=1e-4, rtol=0)
-    torch.testing.assert_close(both["q̂"], iwae_log_likelihood(model, x, 7, qhat, seed=3), atol=0, rtol=0)
-    assert not torch.allclose(both["q̂"], both["prior"])
+    g = torch.Generator().manual_seed(2)
+    qhat = GaussianMixturePrior(1).fit(torch.tensor([0.8, -0.5]) + 0.6 * torch.randn(100_000, D, generator=g))
+    m, S = (torch.from_numpy(a[0]) for a in (qhat.gmm.means_, qhat.gmm.covariances_))
+    exact_q = MultivariateNormal(model.W @ m + model.b, model.W @ S @ model.W.T + SIGMA2 * torch.eye(X_DIM))
+    want = {"prior": float(model.exact_log_px(x).mean()), "q̂": float(exact_q.log_prob(x).mean())}
+    assert want["prior"] - want["q̂"] > 1.0  # the two priors give different models
+    both = iwae_log_likelihoods(model, x, 4000, {"prior": StandardNormalPrior(D), "q̂": qhat}, seed=3)
+    for name, value in both.items():
+        assert float(value.mean()) == pytest.approx(want[name], abs=0.05), name
+        assert float(value.mean()) <= want[name] + 0.01  # a lower bound, up to Monte Carlo error
 
 
 def test_kl_mc_matches_analytic_for_one_component():

@@ -1,15 +1,17 @@
 """Algorithm 1 on small data: the stage switch, the floor, reproducibility, save and reload."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
 
 from sigmavae.config import TrainConfig
 from sigmavae.data import load_dataset
+from sigmavae.models import VAE
 from sigmavae.runs import load_run
 from sigmavae.runtime import Runtime
-from sigmavae.training import train
+from sigmavae.training import run_epoch, stages, train
 
 X = load_dataset("synthetic", "train")
 QUIET = Runtime(device="cpu", progress=False)
@@ -93,11 +95,15 @@ def test_eps_extends_a_stage_until_the_elbo_settles():
     assert len(h) == 3
 
 
-def test_defaults_are_the_appendix_tables():
-    b1, b2 = TrainConfig(), TrainConfig(dataset="celeba")
-    assert (b1.latent_dim, b1.epochs1, b1.epochs2, b1.batch_size, b1.lr) == (16, 16, 14, 256, 5e-4)
-    assert (b2.latent_dim, b2.epochs1, b2.epochs2, b2.batch_size, b2.lr) == (256, 75, 20, 256, 5e-4)
-    assert TrainConfig(dataset="celeba", latent_dim=64).latent_dim == 64
+def test_defaults_train_what_the_appendix_tables_say():
+    """B.1: code 16, 16 + 14 epochs, batch 256, lr 5e-4; B.2 (CelebA): code 256, 75 + 20 epochs."""
+    for config, code, epochs, size in ((TrainConfig(), 16, (16, 14), 28),
+                                       (TrainConfig(dataset="celeba"), 256, (75, 20), 128)):
+        model = VAE.from_config(config)
+        assert model.encoder.fc_mu.out_features == code and model.image_size == size
+        assert [(s, n) for s, n, _ in stages(config)] == [(1, epochs[0]), (2, epochs[1])]
+        assert (config.batch_size, config.lr) == (256, 5e-4)
+    assert stages(TrainConfig(method="vae")) == [(1, 30, None)]  # a baseline: one stage, the same total
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -127,3 +133,39 @@ def test_closed_form_freezes_eq_10_over_the_whole_training_set_not_the_last_batc
     # The frozen value is the one stage 2 starts from, with its floor.
     two, h2 = train(TrainConfig(**{**dataclasses.asdict(cfg), "epochs2": 1}), runtime=QUIET, data=X)
     assert h2[1]["sigma2_dataset"] == model.sigma2 and two.floor == pytest.approx(0.5 * model.sigma2)
+
+
+def test_adam_on_log_sigma_end_to_end(tmp_path):
+    """``sigma_update="log_sigma"``: Adam moves log σ by about lr per step (the gradient keeps its
+    sign while σ² is far above the reconstruction error), so σ² = exp(2 log σ) falls by about
+    exp(-2·lr·steps) in stage 1; stage 2 starts from it with its floor; the run reloads as it was."""
+    cfg = TrainConfig(**SMALL, epochs1=3, epochs2=1, sigma_update="log_sigma")
+    model, history = train(cfg, runtime=QUIET, out_dir=tmp_path / "run", data=X)
+    steps = 3 * -(-len(X) // cfg.batch_size)
+    assert model.sigma_param == "log_sigma"
+    sigma2_dataset = model.sigma2
+    assert math.exp(-2 * cfg.lr * steps * 1.05) < sigma2_dataset < math.exp(-2 * cfg.lr * steps * 0.8)
+    assert [h["stage"] for h in history] == [1, 1, 1, 2]
+    assert model.variance == "pixel" and model.floor == pytest.approx(0.5 * sigma2_dataset)
+    loaded, _, _ = load_run(tmp_path / "run")
+    assert loaded.sigma_param == "log_sigma" and loaded.sigma2 == sigma2_dataset
+    assert float(loaded.sigma) == pytest.approx(0.5 * math.log(sigma2_dataset), rel=1e-6)  # σ stored as log σ
+
+
+def test_the_deferred_non_finite_check_names_the_batch_the_immediate_one_does(one_thread):
+    """On a GPU the epoch reads no value per batch (``check_every_batch=False``): a NaN is found at
+    the epoch's end from the finite counts, which must name the same batch as the CPU's check."""
+    cfg = TrainConfig(**SMALL, epochs1=1, epochs2=0)
+    order = torch.randperm(len(X), generator=torch.Generator().manual_seed(cfg.seed))
+    poisoned = X.clone()
+    poisoned[order[3 * cfg.batch_size + 5]] = float("nan")  # in the 4th batch of the epoch
+    found = {}
+    for immediate in (True, False):
+        torch.manual_seed(cfg.seed)
+        model = VAE.from_config(cfg)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        shuffle = torch.Generator().manual_seed(cfg.seed)
+        found[immediate] = run_epoch(model, optimizer, poisoned, cfg, shuffle, check_every_batch=immediate)
+    n_batches = -(-len(X) // cfg.batch_size)
+    assert found[True].bad == found[False].bad == (4, n_batches, "loss or ELBO")
+    assert found[True].partial is None and found[False].partial is None  # neither is a resumable stop
