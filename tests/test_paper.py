@@ -309,9 +309,8 @@ def test_figure2_qhat_beats_the_prior_for_every_method():
     assert claim.verdict == "unresolved" and claim.se is None
 
 
-@pytest.mark.xfail(strict=True, reason="all_of picks the weakest part by z alone: when no part has an error "
-                   "estimate (or every se is 0) all tie and the first part's margin is reported")
 def test_figure2_without_errors_reports_the_smallest_gap():
+    # all_of: where no part has an error estimate (or every se is 0) the z tie, and the margin decides
     check(figure2(se=None), "unresolved", 445.0 - 438.1, None)  # β-VAE's 6.9, not ours' 21.1
     check(figure2(se=0.0), "holds", 445.0 - 438.1, 0.0)
 
