@@ -22,9 +22,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from train_speed import best_seconds, matmul_gflops, project_seconds, setup
 
+from sigmavae.config import TrainConfig
 from sigmavae.metrics import iwae_log_likelihoods
+from sigmavae.runtime import resolve_device
 from sigmavae.sampling import GaussianMixturePrior, StandardNormalPrior
-from sigmavae.training import TrainConfig, place, resolve_device
+from sigmavae.training import place
 
 TEST_IMAGES = 10_000
 EPOCH_STEPS = 60_000 // 256 + 1

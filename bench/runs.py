@@ -21,7 +21,7 @@ def train_evaluate_sample(run_dir: Path, train_args: list[str], eval_args: list[
     # --resume: a finished run is kept, a killed one continues from its checkpoint.
     cli("train", *train_args, *common, "--out", str(run_dir), "--quiet", "--resume")
     cli("evaluate", str(run_dir), *eval_args, *common, quiet=True)
-    for source in ("gmm", "prior"):
+    for source in ("qhat", "prior"):
         cli("sample", str(run_dir), "--from", source, "--out", str(run_dir / f"samples-{source}.png"),
             *common, quiet=True)
     return time.perf_counter() - start

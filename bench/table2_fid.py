@@ -42,12 +42,13 @@ def main() -> None:
     common = ["--device", args.device, "--data-root", args.data_root]
 
     if not args.report_only:
-        from sigmavae.fid import classifier_extractor, real_statistics
-        from sigmavae.training import resolve_device
+        from sigmavae.fid import classifier_extractor, real_features
+        from sigmavae.runtime import Runtime
 
-        for ds in datasets:  # train and cache the classifier and real statistics before the runs race
-            extractor = classifier_extractor(ds, resolve_device(args.device), args.data_root)
-            real_statistics(extractor, ds, "test", args.fid_n, args.data_root)
+        runtime = Runtime(device=args.device, data_root=args.data_root)
+        for ds in datasets:  # train and cache the classifier and real features before the runs race
+            extractor = classifier_extractor(ds, runtime=runtime)
+            real_features(extractor, ds, "test", args.fid_n, runtime=runtime)
             print(f"{ds}: classifier test accuracy {extractor.info['test_accuracy']:.4f}", flush=True)
         epochs = ["--epochs1", str(args.epochs1), "--epochs2", str(args.epochs2)]
         evaluate = ["--fid", "classifier", "--fid-n", str(args.fid_n)]
@@ -60,7 +61,7 @@ def main() -> None:
     for ds in datasets:
         paper = PAPER.get(ds, dict.fromkeys([*METHODS, "real"], nan))  # digits: a smoke test
         rows = {m: json.loads((out / ds / m / "metrics.json").read_text()) for m in METHODS}
-        summary[ds] = {m: {"fid_gmm": r["fid_gmm"], "fid_prior": r["fid_prior"], "paper": paper[m]}
+        summary[ds] = {m: {"fid_qhat": r["fid_qhat"], "fid_prior": r["fid_prior"], "paper": paper[m]}
                        for m, r in rows.items()}
         summary[ds]["real"] = {"fid": rows["sigma"]["fid_real"], "paper": paper["real"]}
         print(f"\n{ds} ({rows['sigma']['fid_kind']}, {rows['sigma']['fid_n']} samples; classifier test "
@@ -68,15 +69,15 @@ def main() -> None:
         print(f"{'method':<10} {'FID q̂':>8} {'FID prior':>10} {'paper':>8}")
         for m in METHODS:
             r = summary[ds][m]
-            print(f"{m:<10} {r['fid_gmm']:>8.2f} {r['fid_prior']:>10.2f} {r['paper']:>8.1f}")
+            print(f"{m:<10} {r['fid_qhat']:>8.2f} {r['fid_prior']:>10.2f} {r['paper']:>8.1f}")
         print(f"{'real':<10} {summary[ds]['real']['fid']:>8.2f} {'':>10} {paper['real']:>8.1f}")
-        table2 = {m: summary[ds][m]["fid_prior" if m == "wae" else "fid_gmm"] for m in METHODS}
+        table2 = {m: summary[ds][m]["fid_prior" if m == "wae" else "fid_qhat"] for m in METHODS}
         best = min(table2, key=table2.get)
-        gmm_wins = [m for m in METHODS if summary[ds][m]["fid_gmm"] < summary[ds][m]["fid_prior"]]
+        qhat_wins = [m for m in METHODS if summary[ds][m]["fid_qhat"] < summary[ds][m]["fid_prior"]]
         summary[ds]["claims"] = {"ours_best": best == "sigma", "best": best,
-                                 "gmm_beats_prior": gmm_wins}
+                                 "qhat_beats_prior": qhat_wins}
         print(f"claim 1, ours best (Table 2 protocol, WAE from the prior): {best == 'sigma'} (best: {best})")
-        print(f"claim 2, q̂ beats the prior for: {', '.join(gmm_wins) or 'none'} of {', '.join(METHODS)}")
+        print(f"claim 2, q̂ beats the prior for: {', '.join(qhat_wins) or 'none'} of {', '.join(METHODS)}")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 

@@ -73,13 +73,13 @@ def main() -> None:
     for name in names:
         m = json.loads((out / name / "metrics.json").read_text())
         h = json.loads((out / name / "history.json").read_text())
-        row = {"run": name, **{k: m[k] for k in ("iwae_prior", "iwae_gmm", "elbo", "sigma2_dataset",
-                                                  "kl_gmm_prior_mean", "kl_gmm_prior_std")},
+        row = {"run": name, **{k: m[k] for k in ("iwae_prior", "iwae_qhat", "elbo", "sigma2_dataset",
+                                                  "kl_qhat_prior", "kl_qhat_prior_stderr")},
                "sigma2_min_last_epoch": h[-1]["sigma2_min"], "epochs": len(h),
                "seconds_per_epoch": sum(e["seconds"] for e in h) / len(h), "paper": PAPER.get(name)}
         rows.append(row)
         paper = "{} / {}".format(*PAPER[name]) if name in PAPER else "-"
-        print(f"{name:<6} {row['iwae_prior']:>11.1f} {row['iwae_gmm']:>9.1f} {paper:>13} "
+        print(f"{name:<6} {row['iwae_prior']:>11.1f} {row["iwae_qhat"]:>9.1f} {paper:>13} "
               f"{row['elbo']:>8.1f} {row['sigma2_dataset']:>11.5f} {row['sigma2_min_last_epoch']:>9.2e} "
               f"{row['seconds_per_epoch']:>8.1f}")
     (out / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")

@@ -27,9 +27,11 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from sigmavae.config import TrainConfig
 from sigmavae.models import VAE
 from sigmavae.objectives import elbo_loss
-from sigmavae.training import TrainConfig, place, resolve_device, run_epoch
+from sigmavae.runtime import resolve_device
+from sigmavae.training import place, run_epoch
 
 
 def sync(device):

@@ -26,16 +26,17 @@ import time
 
 import torch
 
-from sigmavae.classifier import default_cache_dir
+from sigmavae.config import TrainConfig
 from sigmavae.data import load_dataset
 from sigmavae.models import VAE
-from sigmavae.training import TrainConfig, place, run_epoch
+from sigmavae.runtime import Runtime
+from sigmavae.training import place, run_epoch
 
 PYTHAE = ["pythae==0.1.2", "imageio", "pydantic==2.9.2", "pydantic-core==2.23.4", "annotated-types"]
 
 
 def import_pythae():
-    target = default_cache_dir() / "pythae-site"
+    target = Runtime().cache / "pythae-site"
     if not (target / "pythae").is_dir():
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
                         str(target), *PYTHAE], check=True)
