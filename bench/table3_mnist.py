@@ -79,7 +79,7 @@ def main() -> None:
                "seconds_per_epoch": sum(e["seconds"] for e in h) / len(h), "paper": PAPER.get(name)}
         rows.append(row)
         paper = "{} / {}".format(*PAPER[name]) if name in PAPER else "-"
-        print(f"{name:<6} {row['iwae_prior']:>11.1f} {row["iwae_qhat"]:>9.1f} {paper:>13} "
+        print(f"{name:<6} {row['iwae_prior']:>11.1f} {row['iwae_qhat']:>9.1f} {paper:>13} "
               f"{row['elbo']:>8.1f} {row['sigma2_dataset']:>11.5f} {row['sigma2_min_last_epoch']:>9.2e} "
               f"{row['seconds_per_epoch']:>8.1f}")
     (out / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
