@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reproduce", help="execute the paper's notebooks on a profile (papermill)")
     r.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper"),
-                   help="parameter profile (sigmavae.experiments.PROFILES)")
+                   help="parameter profile (sigmavae.params.PROFILES)")
     r.add_argument("--only", default=None,
                    help="comma-separated: table1,figure1,table3,table2,figure2,table4,figure3_4,appendix")
     r.add_argument("--notebooks", default="notebooks", help="the notebooks folder (of the repository)")

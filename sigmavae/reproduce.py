@@ -1,6 +1,6 @@
 """``sigmavae reproduce``: execute the paper's notebooks with papermill on one parameter profile.
 
-Notebooks (``notebooks/<artefact>.ipynb``) run in :data:`sigmavae.experiments.ARTEFACTS`' order:
+Notebooks (``notebooks/<artefact>.ipynb``) run in :data:`sigmavae.artefacts.ARTEFACTS`' order:
 the first one that needs a model, q̂ or score computes it into the shared cache
 (:mod:`sigmavae.cache`) and the later ones read it back: Table 1 trains the σ² sweep that
 Figure 1 reuses; Table 3 trains ours (both stages) and the VAE, β-VAE and DIP-VAE that Table 2,

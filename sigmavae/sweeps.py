@@ -4,7 +4,7 @@
 calls :func:`sigmavae.cache.cached_run` (so the cache's per-model lock and ``.partial`` resume hold
 across jobs, nodes and notebooks), through submitit's AutoExecutor: a SLURM job array where SLURM is
 installed, else local processes. ``sigmavae reproduce --jobs N --executor submitit`` uses it for
-the models the selected artefacts need (:func:`sigmavae.experiments.required_configs`).
+the models the selected artefacts need (:func:`sigmavae.artefacts.required_configs`).
 """
 
 from __future__ import annotations
