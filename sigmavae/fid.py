@@ -200,20 +200,41 @@ def real_features(extractor: FeatureExtractor, dataset: str, split: str = "test"
     return features
 
 
-def fid_with_std(generated: np.ndarray, real: np.ndarray, n_boot: int = 50,
-                 seed: int = 0) -> tuple[float, float]:
-    """FID between two feature sets, and its bootstrap standard deviation: ``n_boot`` times, both
-    sets are resampled with replacement (each to its own size) and the FID recomputed.
+def fid_bootstrap(generated: np.ndarray, real: np.ndarray, n_boot: int = 50,
+                  seed: int = 0) -> tuple[float, np.ndarray]:
+    """FID between two feature sets, and ``n_boot`` bootstrap replicates of it: both sets are
+    resampled with replacement (each to its own size) and the FID recomputed.
 
-    The std measures how much the FID would move with other samples of the same size, the error
-    the claims need. Cost: one matrix square root per resample, ~10 ms for the classifier's 128-d
-    features, 10-20 s on a CPU for Inception's 2048-d (so 50 resamples add minutes per FID there;
-    lower ``n_boot`` or use a GPU machine). ``n_boot`` = 0 gives std NaN."""
+    The real set's resamples come from their own generator, seeded by ``seed`` alone: every FID
+    computed with the same seed against the same real features resamples the same real images, so
+    the replicates of two such FIDs are paired, and the standard error of their difference is the
+    std of the replicates' differences (:func:`paired_std`), without the real set's noise counted
+    twice. Cost: one matrix square root per resample, ~10 ms for the classifier's 128-d features,
+    10-20 s on a CPU for Inception's 2048-d (lower ``n_boot`` there, or use a GPU machine)."""
     value = frechet_distance(*statistics(generated), *statistics(real))
-    rng = np.random.default_rng(seed)
+    real_rng, generated_rng = (np.random.default_rng([seed, stream]) for stream in (0, 1))
     boots = []
     for _ in range(n_boot):
-        g = generated[rng.integers(0, len(generated), len(generated))]
-        r = real[rng.integers(0, len(real), len(real))]
+        r = real[real_rng.integers(0, len(real), len(real))]
+        g = generated[generated_rng.integers(0, len(generated), len(generated))]
         boots.append(frechet_distance(*statistics(g), *statistics(r)))
+    return value, np.asarray(boots)
+
+
+def fid_with_std(generated: np.ndarray, real: np.ndarray, n_boot: int = 50,
+                 seed: int = 0) -> tuple[float, float]:
+    """FID and its bootstrap standard deviation (:func:`fid_bootstrap`): how much the FID would
+    move with other samples of the same sizes, the error the claims need. ``n_boot`` < 2 gives
+    std NaN."""
+    value, boots = fid_bootstrap(generated, real, n_boot, seed)
     return value, float(np.std(boots, ddof=1)) if n_boot > 1 else float("nan")
+
+
+def paired_std(a: np.ndarray, b: np.ndarray) -> float:
+    """The standard error of FID_a − FID_b from paired bootstrap replicates (the same real
+    resamples, :func:`fid_bootstrap` with one seed): the std of the replicates' differences."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"paired replicates need two equal-length sets of at least 2, got {a.shape} "
+                         f"and {b.shape}")
+    return float(np.std(a - b, ddof=1))

@@ -74,13 +74,38 @@ def iwae_log_likelihoods(model, x: torch.Tensor, k: int, priors: dict, max_point
 
 def kl_divergence_mc(q, p, n: int = 10_000, runs: int = 10, seed: int = 0) -> tuple[float, float]:
     """KL(q‖p) ≈ mean over z ~ q of log q(z) - log p(z); ``runs`` independent estimates of ``n``
-    samples each → (mean, std), as Table 1 reports D_KL(q̂(z)‖p(z)) (10k samples, 10 runs)."""
+    samples each → (mean, std), as Table 1 reports D_KL(q̂(z)‖p(z)) (10k samples, 10 runs). One run
+    has no spread to measure: its std is NaN, not 0."""
     estimates = []
     for r in range(runs):
         z = q.sample(n, seed=seed + r)
         estimates.append(float((q.log_prob(z) - p.log_prob(z)).mean()))
     t = torch.tensor(estimates, dtype=torch.float64)
-    return float(t.mean()), float(t.std()) if runs > 1 else 0.0
+    return float(t.mean()), float(t.std()) if runs > 1 else math.nan
+
+
+# ----------------------------------------------------------------------------- a reference that ignores z
+
+@torch.no_grad()
+def mean_image_log_likelihood(x_train: torch.Tensor, x_test: torch.Tensor,
+                              sigma2: float | None = None) -> tuple[torch.Tensor, float]:
+    """log p(x) of each test image under the decoder that ignores z and always outputs the
+    training set's mean image m, with one global σ²: N(x; m, σ²I), exactly (p(x|z) does not depend
+    on z, so every IWAE bound equals it). ``sigma2`` None takes its own best σ², the maximiser of
+    the training set's likelihood: Eq. 10 with g ≡ m, the mean squared deviation from m.
+
+    A model that does not beat this at its own σ² has learned nothing from z (issue 19: collapse).
+    Returns (per-image log-likelihoods [N] in nats, float64 on the CPU; the σ² used)."""
+    mean = torch.zeros(x_train.shape[1:], dtype=torch.float64)
+    for xb in x_train.split(4096):
+        mean += as_float(xb).double().cpu().sum(0)
+    mean /= len(x_train)
+    if sigma2 is None:
+        total = sum(float((as_float(xb).double().cpu() - mean).square().sum()) for xb in x_train.split(4096))
+        sigma2 = total / x_train.numel()
+    x = as_float(x_test).double().cpu()
+    log_var = torch.tensor(math.log(sigma2), dtype=torch.float64)
+    return gaussian_log_prob(x, mean.expand_as(x), log_var).double(), float(sigma2)
 
 
 # ----------------------------------------------------------------------------- ranks (Figure 3)

@@ -9,6 +9,7 @@ import pytest
 from sigmavae import experiments, reports, scores
 from sigmavae.artefacts import ARTEFACTS, required_configs, resolve
 from sigmavae.cache import Store
+from sigmavae.claims import Estimate
 from sigmavae.params import PROFILES
 from sigmavae.runtime import Runtime
 
@@ -111,6 +112,24 @@ def test_a_second_request_computes_nothing(tmp_path):
     assert not again.computed
     scores.iwae_score(again, config, dataclasses.replace(p, iwae_k=4), 0)
     assert dict(again.computed) == {"iwae": 1}  # other settings: computed; q̂ and model reused
+
+
+def test_one_kl_run_gives_no_error_estimate_and_no_verdict(tmp_path):
+    """Issue 19: KL(q̂‖p) from one Monte Carlo run has no spread; its claims are unresolved, not
+    decided by the sign of a margin with a zero error."""
+    from sigmavae import paper
+
+    p = resolve("table1", dataset="synthetic", latent_dim=2, epochs1=1, epochs2=0, seeds=[0],
+                components=2, kl_samples=200, kl_runs=1, cache_dir=str(tmp_path), device="cpu",
+                progress=False)
+    store = Store(runtime=p.runtime)
+    config = p.config("vae", seed=0)
+    mean, stderr = scores.kl_score(store, config, p, 0)
+    assert mean > 0 and stderr is None
+    kl = {k: Estimate([mean + i], None) for i, k in enumerate(("1", "0.5", "0.1", "0.05", "0.02", "0.01"))}
+    kl["learned"] = Estimate([mean], None)
+    claims = paper.table1_claims({"learned": Estimate([0.03], None)}, kl)
+    assert {c.verdict for c in claims} == {"unresolved"}
 
 
 def test_outcomes_are_saved_with_seeds_spreads_and_verdicts(tmp_path, monkeypatch):

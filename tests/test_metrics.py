@@ -123,3 +123,31 @@ def test_auroc_and_spearman_agree_with_scikit_learn_and_scipy_under_ties():
     assert auroc(score, label) == pytest.approx(roc_auc_score(label.numpy(), score.numpy()), abs=1e-12)
     other = score + torch.randn(400, generator=g, dtype=torch.float64)
     assert spearman(score, other) == pytest.approx(spearmanr(score.numpy(), other.numpy())[0], abs=1e-12)
+
+
+def test_the_mean_image_reference_is_the_exact_likelihood_of_a_decoder_that_ignores_z():
+    """Issue 19's collapse reference: N(x; m, σ²I) with m the training mean. It equals the IWAE of
+    a model whose decoder ignores z (W = 0, b = m) for any k, and its own σ² maximises the
+    training likelihood."""
+    from sigmavae.metrics import mean_image_log_likelihood
+
+    g = torch.Generator().manual_seed(0)
+    x_train, x_test = torch.rand(400, 1, 4, 4, generator=g), torch.rand(50, 1, 4, 4, generator=g)
+    ll, s2 = mean_image_log_likelihood(x_train, x_test, sigma2=SIGMA2)
+    m = x_train.double().mean(0)
+    want = torch.distributions.Normal(m, SIGMA2 ** 0.5).log_prob(x_test.double()).flatten(1).sum(1)
+    torch.testing.assert_close(ll, want, rtol=1e-5, atol=1e-4)
+    assert s2 == SIGMA2
+    flat = x_test.flatten(1).double()
+    ignores_z = LinearGaussian(torch.zeros(16, D, dtype=torch.float64), m.flatten(), torch.zeros(D, 16,
+                               dtype=torch.float64), torch.zeros(D, dtype=torch.float64),
+                               torch.ones(D, dtype=torch.float64))
+    for k in (1, 7):
+        torch.testing.assert_close(iwae_log_likelihood(ignores_z, flat, k).double(), ll, rtol=1e-5, atol=1e-4)
+    _, best = mean_image_log_likelihood(x_train, x_train)
+    assert best == pytest.approx(float((x_train.double() - m).square().mean()), rel=1e-9)
+
+    def train_ll(s):
+        return float(mean_image_log_likelihood(x_train, x_train, sigma2=s)[0].mean())
+
+    assert train_ll(best) > max(train_ll(best * 0.9), train_ll(best * 1.1))
