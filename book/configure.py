@@ -25,9 +25,24 @@ import yaml
 ROOT = Path(__file__).parents[1]
 
 
+GITHUB = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+")
+
+
+def github_url(url: str) -> str:
+    """``url`` as ``https://github.com/<owner>/<name>`` (from an https or ssh remote, with or
+    without ``.git``), or "" with a note on stderr where it is not a GitHub repository (a local
+    path, another host): Colab opens notebooks from GitHub only."""
+    url = url.strip().removesuffix("/").removesuffix(".git").replace("git@github.com:", "https://github.com/")
+    if url and not GITHUB.fullmatch(url):
+        print(f"configure: {url} is not a GitHub repository: no Colab buttons, install cells unchanged "
+              "(pass REPO_URL=https://github.com/<you>/sigmavae)", file=sys.stderr)
+        return ""
+    return url
+
+
 def config(repo_url: str = "", branch: str = "main") -> dict:
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
-    url = repo_url.strip().removesuffix(".git").replace("git@github.com:", "https://github.com/")
+    url = github_url(repo_url)
     if url:
         cfg["repository"] = {"url": url, "branch": branch}
         cfg["launch_buttons"] = {"colab_url": "https://colab.research.google.com"}
@@ -36,8 +51,11 @@ def config(repo_url: str = "", branch: str = "main") -> dict:
 
 
 def set_repo_url(url: str, notebooks: Path = ROOT / "notebooks") -> list[Path]:
-    """Write ``REPO_URL = "<url>"`` into the install cell of each notebook and twin; the changed files."""
-    url = url.strip().removesuffix(".git").replace("git@github.com:", "https://github.com/")
+    """Write ``REPO_URL = "<url>"`` into the install cell of each notebook and twin; the changed files
+    (none where ``url`` is not a GitHub repository)."""
+    url = github_url(url)
+    if not url:
+        return []
     line = re.compile(r'REPO_URL = \\?"[^"\\]*\\?"')
     changed = []
     for path in sorted(notebooks.glob("**/*.ipynb")) + sorted(notebooks.glob("py/*.py")):

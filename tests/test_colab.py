@@ -64,3 +64,19 @@ def test_make_book_repo_url_reaches_every_install_cell(tmp_path):
     for path in executed:
         cell = next(c.source for c in jupytext.read(path).cells if "find_spec(\"sigmavae\")" in c.source)
         assert 'REPO_URL = "https://github.com/someone/sigmavae"' in cell
+
+
+def test_a_remote_that_is_not_on_github_gives_no_buttons_and_changes_no_notebook(tmp_path, capsys):
+    """A clone of a local path or another host (``make book``'s default is git's origin): the book
+    builds without Colab buttons (sphinx-book-theme needs a GitHub URL) and no cell is rewritten."""
+    sys.path.insert(0, str(ROOT / "book"))
+    from configure import config, github_url, set_repo_url
+
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(ROOT / "notebooks", notebooks)
+    for remote in ("/work/main", "https://gitlab.com/someone/sigmavae.git", "https://github.com/someone"):
+        assert set_repo_url(remote, notebooks) == [] and "repository" not in config(remote)
+        assert "is not a GitHub repository" in capsys.readouterr().err
+    assert github_url("https://github.com/someone/sigmavae.git/") == "https://github.com/someone/sigmavae"
+    assert config("https://github.com/someone/sigmavae")["repository"]["url"] == \
+        "https://github.com/someone/sigmavae"
