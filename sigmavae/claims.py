@@ -188,3 +188,9 @@ def all_of(text: str, parts: Sequence[Claim]) -> Claim:
 
     weakest = min(parts, key=strength)
     return Claim(text, v, weakest.margin, weakest.se, weakest.basis, weakest.unit)
+
+
+def unresolved(claim: Claim, reason: str) -> Claim:
+    """``claim`` made unresolved, with ``reason`` beside its basis: what decides it is not the
+    method (e.g. it compares with a model that learned nothing from z)."""
+    return Claim(claim.text, "unresolved", claim.margin, claim.se, f"{claim.basis}; {reason}", claim.unit)

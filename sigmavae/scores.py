@@ -10,6 +10,7 @@ number are the cache key.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -18,9 +19,10 @@ import torch
 from .cache import Store
 from .config import TrainConfig
 from .fid import fid_with_std, generate, real_features
-from .metrics import auroc, elbo, iwae_log_likelihoods, kl_divergence_mc, spearman
+from .metrics import auroc, elbo, iwae_log_likelihoods, kl_divergence_mc, mean_image_log_likelihood, spearman
 from .params import Params
 from .sampling import StandardNormalPrior, encode_samples
+from .training import dataset_sigma2
 
 
 def qhat(store: Store, config: TrainConfig, p: Params, seed: int, components: int | None = None):
@@ -45,20 +47,57 @@ def elbo_score(store: Store, config: TrainConfig, p: Params, seed: int) -> dict:
                        lambda: elbo(store.model(config), x, seed=seed))
 
 
+def _iwae(model, x, p: Params, q, seed: int) -> dict:
+    """IWAE with the prior and with ``q`` (q̂) from the same importance samples: per image (so that
+    differences between models on the same test images are paired), means, standard errors."""
+    priors = {"prior": StandardNormalPrior(model.latent_dim), "qhat": q}
+    ll = iwae_log_likelihoods(model, x, p.iwae_k, priors, seed=seed)
+    ll["gain"] = ll["qhat"] - ll["prior"]
+    root = math.sqrt(len(x))
+    return {k: {"mean": float(v.mean()), "stderr": float(v.std()) / root, "per_image": v.tolist()}
+            for k, v in ll.items()}
+
+
 def iwae_score(store: Store, config: TrainConfig, p: Params, seed: int) -> dict:
     """IWAE (k = ``p.iwae_k``) on the first ``p.n_samples`` test images, with the prior and with
-    q̂, from the same importance samples: means, standard errors over images, and the paired gain."""
+    q̂, from the same importance samples: means, standard errors over images, the paired gain, and
+    the per-image values (``per_image``)."""
     def compute():
-        model = store.model(config)
         x = store.images(p.dataset, "test")[:p.n_samples]
-        priors = {"prior": StandardNormalPrior(model.latent_dim), "qhat": qhat(store, config, p, seed)}
-        ll = iwae_log_likelihoods(model, x, p.iwae_k, priors, seed=seed)
-        ll["gain"] = ll["qhat"] - ll["prior"]
-        root = math.sqrt(len(x))
-        return {k: {"mean": float(v.mean()), "stderr": float(v.std()) / root} for k, v in ll.items()}
+        return _iwae(store.model(config), x, p, qhat(store, config, p, seed), seed)
 
     return store.score(config, "iwae", {"n": p.n_samples, "k": p.iwae_k, "components": p.components,
-                                        "seed": seed}, compute)
+                                        "seed": seed, "per_image": True}, compute)
+
+
+def calibrated_iwae_score(store: Store, config: TrainConfig, p: Params, seed: int) -> dict:
+    """The model's decoder at its own best global σ² (Rybkin et al.'s calibrated decoder; the
+    "optimal σ" of their σ-VAE): σ²_cal by Eq. 10 over the training set
+    (:func:`sigmavae.training.dataset_sigma2`, one z per image), then the IWAE of
+    :func:`iwae_score` at σ²_cal, with the same q̂ (it depends on the encoder alone) and the same
+    importance samples. For a model trained at a fixed σ² this is the likelihood its decoder could
+    have had; ``sigma2`` holds σ²_cal."""
+    def compute():
+        model = copy.deepcopy(store.model(config))
+        if model.variance == "pixel":
+            raise ValueError("a per-pixel variance has no global σ² to calibrate")
+        sigma2 = dataset_sigma2(model, store.images(p.dataset, "train"), seed)
+        model.set_sigma2(sigma2)
+        x = store.images(p.dataset, "test")[:p.n_samples]
+        return {"sigma2": model.sigma2, **_iwae(model, x, p, qhat(store, config, p, seed), seed)}
+
+    return store.score(config, "iwae-calibrated", {"n": p.n_samples, "k": p.iwae_k,
+                                                   "components": p.components, "seed": seed}, compute)
+
+
+def mean_image_score(store: Store, p: Params, sigma2: float | None) -> dict:
+    """The reference that ignores z (:func:`sigmavae.metrics.mean_image_log_likelihood`) on the
+    first ``p.n_samples`` test images, at ``sigma2`` (None: its own best σ², Eq. 10 on the
+    training set): its exact log p(x) per image, mean, standard error, and the σ² used."""
+    ll, s2 = mean_image_log_likelihood(store.images(p.dataset, "train"),
+                                       store.images(p.dataset, "test")[:p.n_samples], sigma2)
+    return {"mean": float(ll.mean()), "stderr": float(ll.std()) / math.sqrt(len(ll)), "sigma2": s2,
+            "per_image": ll.tolist()}
 
 
 def kl_score(store: Store, config: TrainConfig, p: Params, seed: int) -> tuple[float, float | None]:

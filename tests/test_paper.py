@@ -190,48 +190,59 @@ def test_table2_fails_when_ours_is_worse_and_is_unresolved_inside_two_se():
 # ----------------------------------------------------------------------------- Table 3
 
 # The paper's Table 3, MNIST: IWAE (k = 20) with q̂, and q̂'s gain over the prior, per model.
-IWAE_T3 = {"ours, dataset σ²": 1323.0, "ours, pixel σ²": 6052.0, "VAE": -461.0, "β-VAE": -730.0,
-           "DIP-VAE": -460.0}
 GAIN_T3 = {"ours, dataset σ²": 16.0, "ours, pixel σ²": 15.0, "VAE": 1.0, "β-VAE": 0.0, "DIP-VAE": 1.0}
 
 
-def table3(iwae=None, gain=None, iwae_se=5.0, gain_se=1.0):
-    return paper.table3_claims({m: one(v, iwae_se) for m, v in (IWAE_T3 | (iwae or {})).items()},
-                               {m: one(v, gain_se) for m, v in (GAIN_T3 | (gain or {})).items()})
+def table3(pixel=4729.0, calibrated=None, gain=None, se=5.0, gain_se=1.0, collapsed=()):
+    """Table 3's claims from paired differences (hand-made): pixel − dataset σ², dataset σ² − each
+    calibrated baseline, and the q̂ gains."""
+    cal = {"VAE": 300.0, "β-VAE": 450.0, "DIP-VAE": 280.0} | (calibrated or {})
+    gains = {"ours, dataset σ²": 16.0, "ours, pixel σ²": 15.0} | (gain or {})
+    return paper.table3_claims(one(pixel, se), {m: one(v, se) for m, v in cal.items()},
+                               {m: one(v, gain_se) for m, v in gains.items()}, list(collapsed))
 
 
-def test_table3_the_papers_mnist_numbers_hold():
+def test_table3_holds_when_every_paired_difference_does():
     pixel, dataset, gain = table3()
-    check(pixel, "holds", 6052.0 - 1323.0, 5.0 * ROOT2)  # next best: ours with one σ²
-    assert "(next: ours, dataset σ²)" in pixel.text
-    check(dataset, "holds", 1323.0 - (-460.0), 5.0 * ROOT2)  # the best baseline: DIP-VAE
-    assert "(best of them: DIP-VAE)" in dataset.text
-    check(gain, "holds", 6052.0 - 6037.0, 1.0)  # the weaker of the two gains: pixel σ², 15 ± 1
+    check(pixel, "holds", 4729.0, 5.0)
+    assert "nearly by construction" in pixel.text
+    check(dataset, "holds", 280.0, 5.0)  # the weakest: DIP-VAE at its own best σ²
+    assert "own best σ²" in dataset.text
+    check(gain, "holds", 15.0, 1.0)  # the weaker of the two gains
 
 
-def test_table3_fails_when_pixel_is_below_dataset_a_baseline_wins_or_q_hat_loses():
-    pixel, _, _ = table3(iwae={"ours, pixel σ²": 1300.0})
-    check(pixel, "fails", 1300.0 - 1323.0, 5.0 * ROOT2)  # z ≈ -3.3
-    pixel, dataset, _ = table3(iwae={"VAE": 1400.0})
-    check(dataset, "fails", 1323.0 - 1400.0, 5.0 * ROOT2)
-    check(pixel, "holds", 6052.0 - 1400.0, 5.0 * ROOT2)  # VAE is now the next best
+def test_table3_fails_when_a_calibrated_baseline_wins_or_q_hat_loses():
+    check(table3(pixel=-30.0)[0], "fails", -30.0, 5.0)
+    check(table3(calibrated={"β-VAE": -40.0})[1], "fails", -40.0, 5.0)
+    check(table3(calibrated={"β-VAE": 9.0})[1], "unresolved", 9.0, 5.0)  # 9 < 2·5: at the edge
+    check(table3(calibrated={"β-VAE": 11.0})[1], "holds", 11.0, 5.0)
     check(table3(gain={"ours, pixel σ²": -3.0})[2], "fails", -3.0, 1.0)
-    # the baselines' gains are not part of the claim
-    check(table3(gain={"VAE": -50.0, "β-VAE": -50.0})[2], "holds", 15.0, 1.0)
 
 
-def test_table3_the_gain_is_decided_by_its_own_paired_error():
-    """The gain comes image by image from the same importance samples: its error is the paired
-    one, however noisy the two IWAE numbers are on their own (± 500 here)."""
-    check(table3(iwae_se=500.0)[2], "holds", 15.0, 1.0)
-    check(table3(gain={"ours, dataset σ²": 1.9})[2], "unresolved", 1.9, 1.0)  # 1.9 < 2·1
-    check(table3(gain={"ours, dataset σ²": 2.1})[2], "holds", 2.1, 1.0)
+def test_table3_a_comparison_with_a_collapsed_model_is_unresolved_with_the_reason():
+    """Issue 19: a baseline that does not beat the mean image decides nothing, whatever the margin."""
+    pixel, dataset, gain = table3(collapsed=["VAE", "β-VAE"])
+    check(dataset, "unresolved", 280.0, 5.0)
+    assert "VAE, β-VAE collapsed" in dataset.basis
+    check(pixel, "holds", 4729.0, 5.0)  # ours against ours: not touched
+    check(gain, "holds", 15.0, 1.0)
+    pixel, _, gain = table3(collapsed=["ours, pixel σ²"])
+    assert pixel.verdict == gain.verdict == "unresolved" and "ours, pixel σ² collapsed" in pixel.basis
 
 
-def test_table3_without_error_estimates_nothing_is_decided():
-    claims = table3(iwae_se=None, gain_se=None)
-    assert [c.verdict for c in claims] == ["unresolved"] * 3 and all(c.se is None for c in claims)
-    assert [claims[0].margin, claims[1].margin] == pytest.approx([4729.0, 1783.0])
+def test_collapse_is_not_beating_the_mean_image_by_the_rule():
+    beats = {"ours": one(500.0, 10.0), "VAE": one(-22.0, 2.0), "edge": one(19.0, 10.0),
+             "none": Estimate([5.0])}
+    assert paper.collapsed(beats) == ["VAE", "edge", "none"]  # no error estimate: not shown to learn
+
+
+def test_table3_check_is_decided_by_the_bound():
+    raw = {"VAE": one(1783.0, 5.0), "β-VAE": one(2050.0, 5.0), "DIP-VAE": one(1784.0, 5.0)}
+    (c,) = paper.table3_checks(raw, {"VAE": 0.5, "β-VAE": 1.0, "DIP-VAE": 0.5}, 784)
+    assert c["passed"] and "σ² = 0.5: ≤ -448.7" in c["text"] and "σ² = 1: ≤ -720.4" in c["text"]
+    assert c["margin"].startswith("1783.0")
+    (c,) = paper.table3_checks(raw | {"VAE": one(-1.0, 5.0)}, {"VAE": 0.5}, 784)
+    assert not c["passed"]
 
 
 # ----------------------------------------------------------------------------- Table 4
