@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 
 from sigmavae import experiments, reports, scores
 from sigmavae.artefacts import ARTEFACTS, required_configs, resolve
@@ -158,3 +159,24 @@ def test_outcomes_are_saved_with_seeds_spreads_and_verdicts(tmp_path, monkeypatc
     o.claims = []  # nothing to decide (the appendix's samples): nothing shown, the JSON still written
     assert reports.publish(o, tmp_path) is None
     assert json.loads((tmp_path / "table3-mnist.json").read_text())["claims"] == []
+
+
+def test_a_calibrated_decoder_is_its_own_eq_10_sigma2_and_scores_above_its_fixed_one(tmp_path):
+    """Issue 19: a VAE trained at σ² = 0.5, scored at its own best σ² (Eq. 10 over the training set:
+    the mean squared reconstruction error, one z per image) beats itself at 0.5 on the same test
+    images; the mean image (which ignores z) at its best σ² is the reference it must beat."""
+    p = resolve("table3", dataset="synthetic", latent_dim=2, epochs1=2, epochs2=0, seeds=[0],
+                n_samples=64, iwae_k=3, components=2, cache_dir=str(tmp_path), device="cpu", progress=False)
+    store = Store(runtime=p.runtime)
+    config = p.config("vae", seed=0)
+    raw, cal = scores.iwae_score(store, config, p, 0), scores.calibrated_iwae_score(store, config, p, 0)
+    model, x = store.model(config), store.images("synthetic", "train").float() / 255
+    eps = torch.randn(len(x), 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        mu, sigma = model.encode(x)
+        mse = float((model.decode(mu + sigma * eps)[0].double() - x.double()).square().mean())
+    assert cal["sigma2"] == pytest.approx(mse, rel=1e-4) and mse < 0.5
+    assert cal["prior"]["mean"] > raw["prior"]["mean"] + 100  # σ² 0.5 is far from this decoder's
+    assert model.sigma2 == pytest.approx(0.5)  # the cached model itself is left as it was
+    ref = scores.mean_image_score(store, p, None)
+    assert len(ref["per_image"]) == len(raw["prior"]["per_image"]) == 64
