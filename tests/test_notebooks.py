@@ -67,9 +67,9 @@ def test_runs_with_the_smoke_profile(path, tmp_path, monkeypatch, shared_cache):
                                kernel_name="python3", parameters=params)
     saved = json.loads((tmp_path / f"{path.stem}-digits.json").read_text())
     assert saved["profile"] == "smoke" and saved["seeds"] == [0]
-    for c in saved["claims"]:  # each verdict is the rule's, from the margin and se it saved
+    for c in saved["claims"]:  # the rule, from the saved margin and se (a collapsed comparator: unresolved)
         se, m = c["se"], c["margin"]
-        if se is None or not math.isfinite(m) or abs(m) <= 2 * se:
+        if se is None or not math.isfinite(m) or abs(m) <= 2 * se or "collapsed" in c["basis"]:
             assert c["verdict"] == "unresolved", c
         else:
             assert c["verdict"] == ("holds" if m > 0 else "fails"), c
