@@ -4,11 +4,18 @@
 positive (a gap, a gain, the distance to a bound). Its standard error se comes from the seeds when
 there are several (the seed-to-seed std of each number / √seeds, which includes every source of
 noise: training, q̂'s fit, sampling), and from the estimator alone with one seed (IWAE: over test
-images; FID: bootstrap; KL: over Monte Carlo runs), which the verdict then says. Two standard errors
-of independent numbers combine as √(se₁² + se₂²).
+images; FID: bootstrap; KL: over Monte Carlo runs), which the verdict then says. Differences are
+taken seed by seed, and within a seed paired where both numbers share their noise (IWAE of two
+models on the same test images, image by image; FIDs against the same real features, replicate by
+replicate of the same bootstrap resamples); standard errors of independent numbers combine as
+√(se₁² + se₂²).
 
-- ``holds`` when d > 2·se, ``fails`` when d < -2·se, ``unresolved`` in between, and also when the
+- ``holds`` when d > c·se, ``fails`` when d < -c·se, ``unresolved`` in between, and also when the
   number has no error estimate at all (one seed, no estimator: e.g. a learned σ²).
+- c is the two-sided 95.45% point (that of 2 standard errors of a normal): c = 2 for an estimator's
+  error (thousands of images or resamples), and Student's t with n - 1 degrees of freedom for an
+  error from n seeds (:func:`critical`: 4.53 for 3 seeds, 2.32 for 10), since 2·se from 3 seeds
+  would be only an ~82% interval.
 - A claim about several differences (e.g. "for every method") holds when each holds, fails when
   one fails, and is unresolved otherwise; its margin is the weakest one's.
 
@@ -21,8 +28,20 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from scipy.stats import norm, t
+
 VERDICTS = ("holds", "fails", "unresolved")
-Z = 2.0  # the number of standard errors a difference must exceed to count
+Z = 2.0  # the number of standard errors a difference must exceed to count, for an estimator's error
+LEVEL = 1 - 2 * norm.sf(Z)  # the two-sided coverage of ± Z standard errors of a normal: 95.45%
+
+
+def critical(seeds: int) -> float:
+    """How many standard errors a difference must exceed: ``Z`` for one seed (the estimator's
+    error, over thousands of images or resamples), Student's t at the same two-sided level with
+    seeds - 1 degrees of freedom for an error from the spread of several seeds."""
+    if seeds < 2:
+        return Z
+    return float(t.ppf(1 - (1 - LEVEL) / 2, seeds - 1))
 
 
 @dataclass(frozen=True)
@@ -118,12 +137,18 @@ class Claim:
     se: float | None
     basis: str
     unit: str = ""
+    crit: float = Z  # the standard errors the margin had to exceed (:func:`critical`)
 
     @property
     def z(self) -> float | None:
         if self.se is None:
             return None
         return math.inf if self.se == 0 else self.margin / self.se
+
+    @property
+    def strength(self) -> float | None:
+        """z over the critical value: above 1 holds, below -1 fails."""
+        return None if self.z is None else self.z / self.crit
 
     def margin_text(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
@@ -133,33 +158,36 @@ class Claim:
 
     def to_json(self) -> dict:
         return {"text": self.text, "verdict": self.verdict, "margin": self.margin, "se": self.se,
-                "basis": self.basis, "unit": self.unit, "margin_text": self.margin_text()}
+                "basis": self.basis, "unit": self.unit, "critical": self.crit,
+                "margin_text": self.margin_text()}
 
 
 def basis(d: Estimate) -> str:
     if d.n > 1:
-        return f"{d.n} seeds"
+        return f"{d.n} seeds, t({d.n - 1})"
     return "1 seed, estimator error only" if d.stderr is not None else "1 seed, no error estimate"
 
 
-def verdict(margin: float, se: float | None) -> str:
-    """The rule: holds beyond +2 se, fails beyond -2 se, else (or without se) unresolved."""
-    if se is None or not math.isfinite(margin):
+def verdict(margin: float, se: float | None, crit: float = Z) -> str:
+    """The rule: holds beyond +crit·se, fails beyond -crit·se, else (or without se) unresolved."""
+    if se is None or not math.isfinite(margin) or not math.isfinite(se):
         return "unresolved"
-    if margin > Z * se:
+    if margin > crit * se:
         return "holds"
-    if margin < -Z * se:
+    if margin < -crit * se:
         return "fails"
     return "unresolved"
 
 
 def positive(text: str, d: Estimate, unit: str = "") -> Claim:
     """The claim "d > 0"."""
-    return Claim(text, verdict(d.mean, d.se), d.mean, d.se, basis(d), unit)
+    crit = critical(d.n)
+    return Claim(text, verdict(d.mean, d.se, crit), d.mean, d.se, basis(d), unit, crit)
 
 
 def greater(text: str, a: Estimate, b: Estimate, unit: str = "") -> Claim:
-    """The claim "a > b" (independent estimates)."""
+    """The claim "a > b" (independent estimates; for paired ones pass their difference to
+    :func:`positive`)."""
     return positive(text, a - b, unit)
 
 
@@ -183,14 +211,15 @@ def all_of(text: str, parts: Sequence[Claim]) -> Claim:
     verdicts = {p.verdict for p in parts}
     v = "fails" if "fails" in verdicts else "holds" if verdicts == {"holds"} else "unresolved"
 
-    def strength(p: Claim) -> tuple[float, float]:  # by z; where the z tie (no error, or se 0), by margin
-        return (-math.inf if p.z is None else p.z), p.margin
+    def strength(p: Claim) -> tuple[float, float]:  # by z / crit; where they tie (no error, se 0), by margin
+        return (-math.inf if p.strength is None else p.strength), p.margin
 
     weakest = min(parts, key=strength)
-    return Claim(text, v, weakest.margin, weakest.se, weakest.basis, weakest.unit)
+    return Claim(text, v, weakest.margin, weakest.se, weakest.basis, weakest.unit, weakest.crit)
 
 
 def unresolved(claim: Claim, reason: str) -> Claim:
     """``claim`` made unresolved, with ``reason`` beside its basis: what decides it is not the
     method (e.g. it compares with a model that learned nothing from z)."""
-    return Claim(claim.text, "unresolved", claim.margin, claim.se, f"{claim.basis}; {reason}", claim.unit)
+    return Claim(claim.text, "unresolved", claim.margin, claim.se, f"{claim.basis}; {reason}", claim.unit,
+                 claim.crit)

@@ -38,8 +38,10 @@ from .fid import generate
 from .params import Params
 from .sampling import AggregatePosterior, StandardNormalPrior
 from .scores import (
+    beats_mean_image,
     calibrated_iwae_score,
     elbo_score,
+    fid_difference,
     fid_kind,
     fid_score,
     heldout_score,
@@ -49,6 +51,7 @@ from .scores import (
     qhat,
     uncertainty_score,
 )
+from .training import stages
 
 __all__ = ["RUNNERS", "Outcome", "appendix_samples", "figure1", "figure2", "resolve", "table1", "table2",
            "table3", "table4", "uncertainty"]
@@ -106,6 +109,44 @@ def _per_seed(p: Params, fn: Callable[[int], dict]) -> dict:
     return out
 
 
+def _collapse(p: Params, store: Store, configs: Callable[[int], dict]) -> tuple[dict, list[str]]:
+    """Each model of ``configs(seed)`` ({name: config}) against the mean image
+    (:func:`sigmavae.scores.beats_mean_image`), and the names of those collapsed
+    (:func:`sigmavae.paper.collapsed`)."""
+    margins = _per_seed(p, lambda seed: {n: beats_mean_image(store, c, p, seed)
+                                         for n, c in configs(seed).items()})
+    return margins, paper.collapsed(margins)
+
+
+def _paired_fids(p: Params, store: Store, spec: Callable[[int], dict]) -> paper.Diff:
+    """The paired FID differences (:func:`sigmavae.scores.fid_difference`) between every two
+    entries of ``spec(seed)`` ({key: (config, params, source)}), seed by seed, as a
+    :data:`sigmavae.paper.Diff`."""
+    def one(seed):
+        s = spec(seed)
+        return {(a, b): fid_difference(store, seed, s[a], s[b]) for a in s for b in s if a != b}
+
+    est = _per_seed(p, one)
+    return lambda a, b: est[(a, b)]
+
+
+def _epochs(config) -> str:
+    """The epochs ``config``'s model trains, as a table labels them: "3 + 2" (Algorithm 1's two
+    stages), "3" (stage 1 alone), "5" (the other methods: one stage of epochs1 + epochs2)."""
+    return " + ".join(str(epochs) for _, epochs, _ in stages(config))
+
+
+def _both_sources(p: Params, configs: Callable[[int], dict]) -> Callable[[int], dict]:
+    """For :func:`_paired_fids`: every model of ``configs(seed)`` sampled from q̂ and from the prior,
+    keyed (source, name)."""
+    return lambda seed: {(src, n): (c, p, src) for n, c in configs(seed).items() for src in ("qhat", "prior")}
+
+
+def _marked(names, collapsed: list[str]) -> dict:
+    """{name: label}, "(collapsed)" after each collapsed model's name."""
+    return {n: f"{n} (collapsed)" if n in collapsed else n for n in names}
+
+
 # ----------------------------------------------------------------------------- Table 1, Figure 1
 
 def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, extent: float = 4.0) -> Outcome:
@@ -128,6 +169,9 @@ def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, exten
     labels = list(sweep_models(p, p.seeds[0]))
     sigma2 = {k: est[f"sigma2 {k}"] for k in labels}
     kl = {k: est[f"kl {k}"] for k in labels}
+    # the paper's ± is the std over its 10 Monte Carlo runs: ours the same (the first seed's)
+    kl_std = {k: None if kl[k].stderrs is None else kl[k].stderrs[0] * math.sqrt(p.kl_runs) for k in labels}
+    beats, collapsed = _collapse(p, store, lambda seed: sweep_models(p, seed))
     # the density grids, first seed
     axis = torch.linspace(-extent, extent, grid_size)
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1)  # [G, G, 2], y up the rows
@@ -141,14 +185,16 @@ def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, exten
                          "q̂(z), Gaussian mixture":
                              qhat(store, config, p, p.seeds[0]).log_prob(grid)}
     columns["prior p(z)"] = {"aggregate posterior q(z)": StandardNormalPrior(2).log_prob(grid)}
-    numbers = {"sigma2": sigma2, "kl_qhat_prior": kl,
+    numbers = {"sigma2": sigma2, "kl_qhat_prior": kl, "kl_std_runs": kl_std, "beats_mean_image": beats,
+               "collapsed": collapsed, "epochs": {k: _epochs(c) for k, c in first.items()},
                "paper": {"kl": {f"{k:g}": v for k, v in paper.TABLE1.items()},
                          "sigma2_learned": paper.TABLE1_LEARNED_SIGMA2}}
     headline = {"sigma2_learned": sigma2["learned"].mean, "paper_sigma2_learned": paper.TABLE1_LEARNED_SIGMA2,
                 "kl_learned": kl["learned"].text(3), "paper_kl_learned": paper.TABLE1[0.035][0],
                 "kl_1": kl["1"].text(3), "paper_kl_1": paper.TABLE1[1.0][0],
                 "kl_001": kl["0.01"].text(3), "paper_kl_001": paper.TABLE1[0.01][0]}
-    return Outcome("table1", p, numbers, paper.table1_claims(sigma2, kl), headline=headline,
+    headline["collapsed"] = ", ".join(collapsed) or "none"
+    return Outcome("table1", p, numbers, paper.table1_claims(sigma2, kl, collapsed), headline=headline,
                    figures={"densities": columns, "extent": extent})
 
 
@@ -171,13 +217,18 @@ def figure1(p: Params, store: Store | None = None) -> Outcome:
     est = _per_seed(p, one)
     labels = list(sweep_models(p, p.seeds[0]))
     by = {q: {k: est[f"{q} {k}"] for k in labels} for q in ("sigma2", "elbo", "fid_qhat", "fid_prior", "kl")}
-    claims = paper.figure1_claims(by["elbo"], by["fid_qhat"], by["fid_prior"])
+    beats, collapsed = _collapse(p, store, lambda seed: sweep_models(p, seed))
+    diff = _paired_fids(p, store, _both_sources(p, lambda seed: sweep_models(p, seed)))
+    claims = paper.figure1_claims(by["elbo"], by["fid_qhat"], diff, collapsed)
     best = max((k for k in labels if k != "learned"), key=lambda k: by["elbo"][k].mean)
     kind = fid_kind(store, p)
     headline = {"elbo_learned": by["elbo"]["learned"].text(1), "elbo_best_fixed": by["elbo"][best].text(1),
                 "elbo_best_fixed_sigma2": best, "fid_qhat_learned": by["fid_qhat"]["learned"].text(1),
                 "fid_prior_learned": by["fid_prior"]["learned"].text(1), "fid_kind": kind}
-    return Outcome("figure1", p, {**by, "fid_kind": kind}, claims, headline=headline)
+    headline["collapsed"] = ", ".join(collapsed) or "none"
+    epochs = {k: _epochs(c) for k, c in sweep_models(p, p.seeds[0]).items()}
+    return Outcome("figure1", p, {**by, "fid_kind": kind, "beats_mean_image": beats, "collapsed": collapsed,
+                                  "epochs": epochs}, claims, headline=headline)
 
 
 # ----------------------------------------------------------------------------- Table 2, Figure 2
@@ -193,8 +244,16 @@ def _fid_table(p: Params, store: Store) -> dict:
         return out
 
     est = _per_seed(p, one)
+    beats, collapsed = _collapse(p, store, lambda seed: table2_models(p, seed))
+    epochs = {n: _epochs(c) for n, c in table2_models(p, p.seeds[0]).items()}
     return {"qhat": {n: est[f"qhat {n}"] for n in TABLE2_METHODS},
-            "prior": {n: est[f"prior {n}"] for n in TABLE2_METHODS}, "real": est["real"]}
+            "prior": {n: est[f"prior {n}"] for n in TABLE2_METHODS}, "real": est["real"],
+            "beats_mean_image": beats, "collapsed": collapsed, "epochs": epochs}
+
+
+def _protocol_source(name: str) -> str:
+    """Where Table 2 samples each method from: q̂, WAE from the prior (appendix D)."""
+    return "prior" if name == "WAE" else "qhat"
 
 
 def table2(p: Params, store: Store | None = None) -> Outcome:
@@ -202,9 +261,11 @@ def table2(p: Params, store: Store | None = None) -> Outcome:
     The paper's protocol: q̂ where possible, WAE from the prior (appendix D)."""
     store = _models_first(store or Store(runtime=p.runtime), "table2", p)
     fids = _fid_table(p, store)
-    protocol = {n: fids["prior" if n == "WAE" else "qhat"][n] for n in TABLE2_METHODS}
+    protocol = {n: fids[_protocol_source(n)][n] for n in TABLE2_METHODS}
     ref = paper.TABLE2.get(p.dataset, {})
-    claims = paper.table2_claims(protocol)
+    diff = _paired_fids(p, store, lambda seed: {n: (c, p, _protocol_source(n))
+                                                 for n, c in table2_models(p, seed).items()})
+    claims = paper.table2_claims(protocol, diff, p.dataset, fids["collapsed"])
     others = [n for n in TABLE2_METHODS if n != "ours"]
     best = min(others, key=lambda n: protocol[n].mean)
     kind = fid_kind(store, p)
@@ -212,10 +273,11 @@ def table2(p: Params, store: Store | None = None) -> Outcome:
                 "best_other": protocol[best].text(1),
                 "best_other_name": best, "real": fids["real"].text(1),
                 "paper_ours": ref.get("ours", float("nan")), "paper_real": ref.get("real", float("nan")),
-                "paper_best_other": min((ref[n] for n in others if n in ref), default=float("nan"))}
+                "paper_best_other": min((ref[n] for n in others if n in ref), default=float("nan")),
+                "collapsed": ", ".join(fids["collapsed"]) or "none"}
     return Outcome("table2", p, {**fids, "protocol": protocol, "fid_kind": kind, "paper": ref},
                    claims, headline=headline,
-                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), 64)})
+                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), 64, fids["collapsed"])})
 
 
 def figure2(p: Params, store: Store | None = None) -> Outcome:
@@ -223,23 +285,27 @@ def figure2(p: Params, store: Store | None = None) -> Outcome:
     read from the cache); (b) samples of ours from q̂ and from the prior."""
     store = _models_first(store or Store(runtime=p.runtime), "figure2", p)
     fids = _fid_table(p, store)
-    gains = {n: fids["prior"][n] - fids["qhat"][n] for n in TABLE2_METHODS}
+    diff = _paired_fids(p, store, _both_sources(p, lambda seed: table2_models(p, seed)))
+    gains = {n: diff(("prior", n), ("qhat", n)) for n in TABLE2_METHODS}
     weakest = min(gains, key=lambda n: gains[n].mean)
     kind = fid_kind(store, p)
     headline = {"ours_qhat": fids["qhat"]["ours"].text(1), "ours_prior": fids["prior"]["ours"].text(1),
-                "smallest_gap": gains[weakest].text(1), "smallest_gap_method": weakest, "fid_kind": kind}
+                "smallest_gap": gains[weakest].text(1), "smallest_gap_method": weakest, "fid_kind": kind,
+                "collapsed": ", ".join(fids["collapsed"]) or "none"}
     return Outcome("figure2", p, {**fids, "gain": gains, "fid_kind": kind},
-                   paper.figure2_claims(fids["qhat"], fids["prior"]), headline=headline,
-                   figures={"samples": _sample_grids(p, store, ["ours"], 64)})
+                   paper.figure2_claims(gains, fids["collapsed"]), headline=headline,
+                   figures={"samples": _sample_grids(p, store, ["ours"], 64, fids["collapsed"])})
 
 
-def _sample_grids(p: Params, store: Store, methods, n: int) -> dict:
-    """{method: {"q̂": images, "prior": images}} from the first seed's models."""
+def _sample_grids(p: Params, store: Store, methods, n: int, collapsed=()) -> dict:
+    """{method: {"q̂": images, "prior": images}} from the first seed's models; a collapsed
+    method's name carries "(collapsed)"."""
     seed, out = p.seeds[0], {}
+    label = _marked(methods, list(collapsed))
     for name in methods:
         config = table2_models(p, seed)[name]
         model = store.model(config)
-        out[name] = {"q̂": generate(model, qhat(store, config, p, seed), n, seed),
+        out[label[name]] = {"q̂": generate(model, qhat(store, config, p, seed), n, seed),
                      "prior": generate(model, StandardNormalPrior(model.latent_dim), n, seed)}
     return out
 
@@ -274,8 +340,12 @@ def table3(p: Params, store: Store | None = None) -> Outcome:
             out[f"sigma2 {name}"] = (model.sigma2, None)
             ref = best if model.variance == "pixel" else mean_image_score(store, p, model.sigma2)
             out[f"reference {name}"] = (ref["mean"], ref["stderr"])
-            out[f"beats reference {name}"] = _paired(s["prior"]["per_image"], ref["per_image"])
+            out[f"beats reference {name}"] = beats_mean_image(store, config, p, seed)
         ours = iw["ours, dataset σ²"]["qhat"]["per_image"]
+        for a in paper.BASELINES_FIXED_SIGMA2:  # the paper's order of the baselines, paired
+            for b in paper.BASELINES_FIXED_SIGMA2:
+                if a != b:
+                    out[f"diff {a}|{b}"] = _paired(iw[a]["qhat"]["per_image"], iw[b]["qhat"]["per_image"])
         out["pixel over dataset"] = _paired(iw["ours, pixel σ²"]["qhat"]["per_image"], ours)
         for name in paper.BASELINES_FIXED_SIGMA2:
             cal = calibrated_iwae_score(store, table3_models(p, seed)[name], p, seed)
@@ -294,7 +364,8 @@ def table3(p: Params, store: Store | None = None) -> Outcome:
     by["reference best"], by["reference sigma2"] = est["reference best"], est["reference sigma2"]
     collapsed = paper.collapsed(by["beats reference"])
     d = math.prod(store.images(p.dataset, "test").shape[1:])
-    claims = paper.table3_claims(est["pixel over dataset"], by["over calibrated"], by["gain"], collapsed)
+    claims = paper.table3_claims(est["pixel over dataset"], by["over calibrated"], by["gain"], collapsed,
+                                 lambda a, b: est[f"diff {a}|{b}"], p.dataset)
     checks = paper.table3_checks(by["over raw"], {n: by["sigma2"][n].mean for n in fixed}, d)
     ref = paper.TABLE3.get(p.dataset, {})
     headline = {f"{key}_{col}": by[q][name].text(1)
@@ -313,7 +384,9 @@ def table3(p: Params, store: Store | None = None) -> Outcome:
     if ref:
         implied = paper.implied_sigma2(ref["ours, dataset σ²"][1], d)
         headline |= {"paper_implied_sigma2": implied, "paper_floor_bound": paper.floor_bound(d, implied / 2)}
-    return Outcome("table3", p, {**by, "collapsed": collapsed, "paper": ref}, claims, checks, headline)
+    epochs = {n: _epochs(c) for n, c in table3_models(p, p.seeds[0]).items()}
+    numbers = {**by, "collapsed": collapsed, "paper": ref, "epochs": epochs}
+    return Outcome("table3", p, numbers, claims, checks, headline)
 
 
 # ----------------------------------------------------------------------------- Table 4
@@ -330,22 +403,28 @@ def table4(p: Params, store: Store | None = None) -> Outcome:
                          f"fitting points; use at most {n_train}")
     _models_first(store, "table4", p)
 
+    reference = min(ms, key=lambda m: abs(m - 32))  # the paper's M for 28×28 data, or the nearest
+
     def one(seed):
         config = ours_model(p, seed)["ours"]
+        prior = (config, p, "prior")
         out = {"prior": fid_score(store, config, p, seed, "prior")}
         for m in ms:
             pm = dataclasses.replace(p, components=m)
             out[f"fid {m}"] = fid_score(store, config, pm, seed, "qhat")
+            out[f"prior gap {m}"] = fid_difference(store, seed, prior, (config, pm, "qhat"))
+            ref = (config, dataclasses.replace(p, components=reference), "qhat")
+            out[f"change {m}"] = fid_difference(store, seed, (config, pm, "qhat"), ref)  # 0 ± 0 at ref
             out[f"heldout {m}"] = heldout_score(store, config, p, seed, m)
             out[f"seconds {m}"] = (qhat(store, config, p, seed, m).fit_seconds, None)
         return out
 
     est = _per_seed(p, one)
-    by = {q: {m: est[f"{q} {m}"] for m in ms} for q in ("fid", "heldout", "seconds")}
-    reference = min(ms, key=lambda m: abs(m - 32))  # the paper's M for 28×28 data, or the nearest
-    claims = paper.table4_claims(by["fid"], est["prior"], reference)
+    by = {q: {m: est[f"{q} {m}"] for m in ms} for q in ("fid", "heldout", "seconds", "prior gap", "change")}
+    claims = paper.table4_claims(by["fid"], by["prior gap"], by["change"], reference)
     kind = fid_kind(store, p)
     headline = {"reference_m": reference, "fid_ref": by["fid"][reference].text(1),
+                "threshold_percent": 100 * paper.TABLE4_THRESHOLD,
                 "fid_prior": est["prior"].text(1),
                 "fid_largest_m": by["fid"][ms[-1]].text(1), "largest_m": ms[-1],
                 "fid_kind": kind,
@@ -365,7 +444,9 @@ def table4(p: Params, store: Store | None = None) -> Outcome:
 
 def uncertainty(p: Params, store: Store | None = None) -> Outcome:
     """Figures 3 and 4: reconstructions of test images and samples from q̂, with their σ²(z) maps
-    (first seed), and the measured claim that σ² marks where the reconstruction is wrong."""
+    (first seed), and the measured claims (:func:`sigmavae.scores.uncertainty_score`): σ² marks where
+    the reconstruction is wrong, better than chance and than a map that ignores z (the training set's
+    per-pixel variance), and on samples it is high where the training images vary."""
     if p.epochs2 < 1:
         raise ValueError("the uncertainty figures need stage 2 (per-pixel σ²): epochs2 must be >= 1")
     store = _models_first(store or Store(runtime=p.runtime), "figure3_4", p)
@@ -375,7 +456,12 @@ def uncertainty(p: Params, store: Store | None = None) -> Outcome:
         return {"auroc": (s["auroc"], s["auroc_std"]), "spearman": (s["spearman"], s["spearman_std"]),
                 "fraction_at_floor": (s["fraction_at_floor"], None), "floor": (s["floor"], None),
                 "sigma2_dataset": (s["sigma2_dataset"], None), "sigma2_min": (s["sigma2_min"], None),
-                "sigma2_p99": (s["sigma2_quantiles_1_50_99"][2], None)}
+                "sigma2_p99": (s["sigma2_quantiles_1_50_99"][2], None),
+                "auroc_trivial": (s["auroc_trivial"], s["auroc_trivial_std"]),
+                "auroc_over_trivial": (s["auroc_over_trivial"], s["auroc_over_trivial_std"]),
+                "generated_spearman": (s["generated_spearman"], s["generated_spearman_stderr"]),
+                "generated_constant": (s["generated_constant"], None),
+                "generated_samples": (s["generated_samples"], None)}
 
     est = _per_seed(p, one)
     checks = [{"text": "σ² never falls below the floor (by construction: the floor is added to the "
@@ -391,10 +477,18 @@ def uncertainty(p: Params, store: Store | None = None) -> Outcome:
         gen, log_var_g = model.decode(z.to(store.device))
     headline = {"auroc": est["auroc"].text(3), "spearman": est["spearman"].text(3),
                 "fraction_at_floor": est["fraction_at_floor"].mean, "floor": est["floor"].mean,
-                "sigma2_dataset": est["sigma2_dataset"].mean, "sigma2_p99": est["sigma2_p99"].mean}
-    return Outcome("figure3_4", p, est, paper.uncertainty_claims(est["auroc"], est["spearman"]), checks,
-                   headline, figures={"reconstructions": (x, recon, log_var_r.exp()),
-                                      "samples": (gen, log_var_g.exp())})
+                "sigma2_dataset": est["sigma2_dataset"].mean, "sigma2_p99": est["sigma2_p99"].mean,
+                "auroc_trivial": est["auroc_trivial"].text(3),
+                "auroc_over_trivial": est["auroc_over_trivial"].text(3),
+                "generated_spearman": est["generated_spearman"].text(3),
+                "generated_constant": est["generated_constant"].mean,
+                "generated_samples": est["generated_samples"].mean}
+    claims = paper.uncertainty_claims(est["auroc"], est["spearman"],
+                                      auroc_over_trivial=est["auroc_over_trivial"],
+                                      generated_spearman=est["generated_spearman"])
+    return Outcome("figure3_4", p, est, claims, checks, headline,
+                   figures={"reconstructions": (x, recon, log_var_r.exp()),
+                            "samples": (gen, log_var_g.exp())})
 
 
 # ----------------------------------------------------------------------------- appendix
@@ -403,8 +497,10 @@ def appendix_samples(p: Params, store: Store | None = None) -> Outcome:
     """Appendix D, Figures 1-13: ``n_samples`` samples per method from q̂ and from the prior
     (Table 2's models, first seed). No claims: the paper's are about the FIDs of Table 2."""
     store = _models_first(store or Store(runtime=p.runtime), "appendix", p)
-    return Outcome("appendix", p, {}, [], figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS),
-                                                                            p.n_samples)})
+    beats, collapsed = _collapse(p, store, lambda seed: table2_models(p, seed))
+    return Outcome("appendix", p, {"beats_mean_image": beats, "collapsed": collapsed}, [],
+                   headline={"collapsed": ", ".join(collapsed) or "none"},
+                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), p.n_samples, collapsed)})
 
 
 RUNNERS = {"table1": table1, "figure1": figure1, "table2": table2, "table3": table3, "table4": table4,

@@ -34,8 +34,9 @@ def header(p: Params) -> str:
     """The one line a page shows about how it was made."""
     label = p.profile if p.profile != "custom" else "custom (" + "; ".join(p.differences) + ")"
     seeds = f"{len(p.seeds)} seed{'s' if len(p.seeds) > 1 else ''} {list(p.seeds)}"
-    return (f"profile {label}: {p.dataset}, latent {p.latent_dim}, {p.epochs1} + {p.epochs2} epochs, "
-            f"{seeds}, σ² {p.sigma_update}, {choose_fid(p.fid, p.runtime)} FID")
+    return (f"profile {label}: {p.dataset}, latent {p.latent_dim}, epochs1 {p.epochs1} + epochs2 {p.epochs2} "
+            f"(each table's 'epochs' column: what each model trained), {seeds}, σ² {p.sigma_update}, "
+            f"{choose_fid(p.fid, p.runtime)} FID")
 
 
 def spread_note(p: Params) -> str:
@@ -52,15 +53,43 @@ def _frame(rows: list[dict], index: str):
     return pd.DataFrame(rows).set_index(index)
 
 
+def _name(m: str, n: dict) -> str:
+    """A model's name in a table or figure: "(collapsed)" after it where it does not beat the mean
+    image (:func:`sigmavae.paper.collapsed`)."""
+    return f"{m} (collapsed)" if m in n.get("collapsed", ()) else m
+
+
+def _sigma2_label(k: str, n: dict) -> str:
+    label = f"{n['sigma2'][k].text(4)} (learned)" if k == "learned" else k
+    return f"{label} (collapsed)" if k in n.get("collapsed", ()) else label
+
+
+def _beats(n: dict, m: str) -> str:
+    return _cell(n["beats_mean_image"].get(m), 1)
+
+
 # ----------------------------------------------------------------------------- tables
 
 def table1(o: Outcome):
-    n = o.numbers
+    """KL(q̂‖p) ± the std over the Monte Carlo runs (the paper's statistic, beside its numbers),
+    its standard error (what the rule uses), the epochs and the collapse check per σ²."""
+    n, runs = o.numbers, o.params.kl_runs
     order = sorted(n["sigma2"], key=lambda k: -n["sigma2"][k].mean)
-    rows = [{"σ²": f"{n['sigma2'][k].text(4)} (learned)" if k == "learned" else k,
-             "KL(q̂‖p)": _cell(n["kl_qhat_prior"][k], 3),
-             "paper": "{:.3f} ± {:.3f}".format(*n["paper"]["kl"]["0.035" if k == "learned" else k])}
-            for k in order]
+
+    def kl(k):
+        std = n["kl_std_runs"][k]
+        return f"{n['kl_qhat_prior'][k].mean:.3f}" + ("" if std is None else f" ± {std:.3f}")
+
+    def paper_kl(k):
+        return "{:.3f} ± {:.3f}".format(*n["paper"]["kl"]["0.035" if k == "learned" else k])
+
+    def se(k):
+        s = n["kl_qhat_prior"][k].se
+        return "" if s is None else f"{s:.4f}"
+
+    rows = [{"σ²": _sigma2_label(k, n), "epochs": n["epochs"][k], f"KL(q̂‖p) ± std over {runs} runs": kl(k),
+             "paper (± std over 10 runs)": paper_kl(k), "standard error (the rule's)": se(k),
+             "IWAE − mean image (paired)": _beats(n, k)} for k in order]
     return _frame(rows, "σ²")
 
 
@@ -74,9 +103,10 @@ def table1_figure(o: Outcome):
 def figure1(o: Outcome):
     n, fid = o.numbers, o.numbers["fid_kind"]
     order = sorted(n["sigma2"], key=lambda k: -n["sigma2"][k].mean)
-    rows = [{"σ²": f"{n['sigma2'][k].text(4)} (learned)" if k == "learned" else k,
+    rows = [{"σ²": _sigma2_label(k, n), "epochs": n["epochs"][k],
              "test ELBO": _cell(n["elbo"][k], 1), f"{fid}, q̂": _cell(n["fid_qhat"][k], 1),
-             f"{fid}, prior": _cell(n["fid_prior"][k], 1), "KL(q̂‖p)": _cell(n["kl"][k], 3)} for k in order]
+             f"{fid}, prior": _cell(n["fid_prior"][k], 1), "KL(q̂‖p)": _cell(n["kl"][k], 3),
+             "IWAE − mean image (paired)": _beats(n, k)} for k in order]
     return _frame(rows, "σ²")
 
 
@@ -86,14 +116,18 @@ def figure1_figure(o: Outcome):
     panels = {"(a) test ELBO (nats)": {"test ELBO": n["elbo"]},
               f"(b) {n['fid_kind']}": {"from q̂": n["fid_qhat"], "from the prior": n["fid_prior"]},
               "(c) KL(q̂‖p) (nats)": {"KL": n["kl"]}}
+    epochs = ", ".join(sorted(set(n["epochs"].values())))
+    gone = "; collapsed: " + ", ".join(f"σ² = {k}" for k in n["collapsed"]) if n["collapsed"] else ""
     return sweep_figure(n["sigma2"], panels, f"Figure 1: the σ² sweep ({o.params.dataset}, "
-                                             f"{o.params.latent_dim}-d latent; bars: ± 1 standard error)")
+                                             f"{o.params.latent_dim}-d latent, {epochs} epochs; bars: ± 1 "
+                                             f"standard error{gone})")
 
 
 def table2(o: Outcome):
     n, fid = o.numbers, o.numbers["fid_kind"]
-    rows = [{"method": m, f"{fid}, q̂": _cell(n["qhat"][m], 1), f"{fid}, prior": _cell(n["prior"][m], 1),
-             "paper (Inception)": n["paper"].get(m, math.nan)} for m in TABLE2_METHODS]
+    rows = [{"method": _name(m, n), "epochs": n["epochs"][m], f"{fid}, q̂": _cell(n["qhat"][m], 1),
+             f"{fid}, prior": _cell(n["prior"][m], 1), "paper (Inception)": n["paper"].get(m, math.nan),
+             "IWAE − mean image (paired)": _beats(n, m)} for m in TABLE2_METHODS]
     rows.append({"method": "real images", f"{fid}, q̂": _cell(n["real"], 1), f"{fid}, prior": "",
                  "paper (Inception)": n["paper"].get("real", math.nan)})
     return _frame(rows, "method")
@@ -110,15 +144,17 @@ def sample_grids(o: Outcome, title: str):
 def figure2_figure(o: Outcome):
 
     n = o.numbers
-    return paired_bars_figure({"from q̂": n["qhat"], "from the prior": n["prior"]},
+    marked = {src: {_name(m, n): e for m, e in n[src].items()} for src in ("qhat", "prior")}
+    return paired_bars_figure({"from q̂": marked["qhat"], "from the prior": marked["prior"]},
                               f"Figure 2a: {n['fid_kind']} from q̂ and from the prior ({o.params.dataset}; "
                               "± 1 standard error)")
 
 
 def figure2(o: Outcome):
     n = o.numbers
-    rows = [{"method": m, "from q̂": _cell(n["qhat"][m], 1), "from the prior": _cell(n["prior"][m], 1),
-             "gain (prior - q̂)": _cell(n["gain"][m], 1)} for m in TABLE2_METHODS]
+    rows = [{"method": _name(m, n), "epochs": n["epochs"][m], "from q̂": _cell(n["qhat"][m], 1),
+             "from the prior": _cell(n["prior"][m], 1), "gain (prior - q̂, paired)": _cell(n["gain"][m], 1)}
+            for m in TABLE2_METHODS]
     return _frame(rows, "method")
 
 
@@ -131,7 +167,7 @@ def table3(o: Outcome):
     rows = []
     for m in TABLE3_MODELS:
         cal = n["calibrated"].get(m)
-        rows.append({"model": m + (" (collapsed)" if m in n["collapsed"] else ""),
+        rows.append({"model": _name(m, n), "epochs": n["epochs"][m],
                      "IWAE, prior": _cell(n["prior"][m], 1), "IWAE, q̂": _cell(n["qhat"][m], 1),
                      "q̂ - prior (paired)": _cell(n["gain"][m], 2),
                      "paper, prior": n["paper"].get(m, (math.nan,) * 2)[0],
@@ -160,8 +196,16 @@ def uncertainty(o: Outcome):
     n = o.numbers
     rows = [{"measure": "AUROC of σ² for the top-5% error pixels (chance 0.5)",
              "value": _cell(n["auroc"], 3)},
+            {"measure": "AUROC of the training set's per-pixel variance (ignores z), same pixels",
+             "value": _cell(n["auroc_trivial"], 3)},
+            {"measure": "AUROC of σ² minus that (paired, same image resamples)",
+             "value": _cell(n["auroc_over_trivial"], 3)},
             {"measure": "Spearman ρ(σ², squared error), pixels above the floor",
              "value": _cell(n["spearman"], 3)},
+            {"measure": "samples from q̂: Spearman ρ(σ², training per-pixel variance), mean over samples",
+             "value": _cell(n["generated_spearman"], 3)},
+            {"measure": "samples from q̂ with a constant σ² map (no ρ; left out)",
+             "value": f"{n['generated_constant'].mean:g} of {n['generated_samples'].mean:g}"},
             {"measure": "fraction of pixels at the floor", "value": _cell(n["fraction_at_floor"], 3)},
             {"measure": "σ²_dataset", "value": _cell(n["sigma2_dataset"], 5)},
             {"measure": "floor (½ σ²_dataset)", "value": _cell(n["floor"], 5)},

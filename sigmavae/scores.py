@@ -11,6 +11,7 @@ number are the cache key.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 
 from .cache import Store
 from .config import TrainConfig
-from .fid import fid_with_std, generate, real_features
+from .fid import fid_bootstrap, generate, paired_std, real_features
 from .metrics import auroc, elbo, iwae_log_likelihoods, kl_divergence_mc, mean_image_log_likelihood, spearman
 from .params import Params
 from .sampling import StandardNormalPrior, encode_samples
@@ -100,6 +101,33 @@ def mean_image_score(store: Store, p: Params, sigma2: float | None) -> dict:
             "per_image": ll.tolist()}
 
 
+# Methods whose σ² is the scale of a reconstruction cost, not a likelihood they were trained by:
+# WAE's 0.05‖x − g(z)‖² is σ² = 10, where the best decoder beats the mean image by at most
+# Σ_k (x_k − m_k)² / 20, a few nats, less than its encoder's KL: their collapse check
+# scores their decoder at its own best σ² (calibrated) instead.
+COST_SCALE_SIGMA2 = ("wae",)
+COLLAPSE_IMAGES = 500  # test images of the collapse check: Table 3's 500, so its IWAE is reused
+
+
+def beats_mean_image(store: Store, config: TrainConfig, p: Params, seed: int) -> tuple[float, float]:
+    """The collapse check: the model's IWAE (with the prior) minus the exact log p(x) of the mean
+    image, a decoder that ignores z (:func:`mean_image_score`), image by image on the first
+    :data:`COLLAPSE_IMAGES` test images (k = ``p.iwae_k``): mean and standard error. Both at the
+    model's own σ² (a per-pixel σ²: the mean image at its own best σ²; :data:`COST_SCALE_SIGMA2`:
+    both at their own best σ², the model's decoder calibrated). A model whose margin does not hold
+    learned nothing the mean image lacks: *collapsed* (:func:`sigmavae.paper.collapsed`)."""
+    model = store.model(config)
+    p = dataclasses.replace(p, n_samples=COLLAPSE_IMAGES)
+    if config.method in COST_SCALE_SIGMA2:
+        ll = calibrated_iwae_score(store, config, p, seed)["prior"]["per_image"]
+        ref = mean_image_score(store, p, None)
+    else:
+        ll = iwae_score(store, config, p, seed)["prior"]["per_image"]
+        ref = mean_image_score(store, p, None if model.variance == "pixel" else model.sigma2)
+    d = torch.tensor(ll, dtype=torch.float64) - torch.tensor(ref["per_image"], dtype=torch.float64)
+    return float(d.mean()), float(d.std()) / math.sqrt(len(d))
+
+
 def kl_score(store: Store, config: TrainConfig, p: Params, seed: int) -> tuple[float, float | None]:
     """KL(q̂‖p) by Monte Carlo (Table 1: 10k samples × 10 runs): (mean, standard error of it);
     with one run there is no error estimate (None), so no claim rests on it."""
@@ -118,11 +146,11 @@ def fid_kind(store: Store, p: Params) -> str:
     return f"{store.extractor(p.fid, p.dataset).kind} FID"
 
 
-def fid_score(store: Store, config: TrainConfig | None, p: Params, seed: int,
-              source: str) -> tuple[float, float | None]:
-    """FID ± bootstrap std of ``p.n_samples`` decoder means g(z), z from ``source`` ("qhat" with
-    ``p.components`` components, or "prior"), against as many real test images; ``config`` None
-    scores real training images instead (Table 2's "real images" row)."""
+def _fid(store: Store, config: TrainConfig | None, p: Params, seed: int, source: str) -> dict:
+    """FID of ``p.n_samples`` decoder means g(z), z from ``source`` ("qhat" with ``p.components``
+    components, or "prior"), against as many real test images (``config`` None: real training
+    images), with its bootstrap replicates (:func:`sigmavae.fid.fid_bootstrap`, seeded by
+    ``seed``: every FID of one seed resamples the same real images, so two are paired)."""
     extractor = store.extractor(p.fid, p.dataset)
 
     def compute():
@@ -132,13 +160,31 @@ def fid_score(store: Store, config: TrainConfig | None, p: Params, seed: int,
         else:
             images = generate(store.model(config), latent_distribution(store, config, p, seed, source),
                               p.n_samples, seed)
-        value, std = fid_with_std(extractor(images), real, p.fid_bootstrap, seed)
-        return {"fid": value, "std": std}
+        value, boots = fid_bootstrap(extractor(images), real, p.fid_bootstrap, seed)
+        std = float(np.std(boots, ddof=1)) if len(boots) > 1 else None
+        return {"fid": value, "std": std, "replicates": boots.tolist()}
 
     settings = {"features": extractor.key, "n": p.n_samples, "seed": seed, "source": source,
-                "bootstrap": p.fid_bootstrap, **({"components": p.components} if source == "qhat" else {})}
-    s = store.score(config, "fid" if config is not None else f"fid-real-{p.dataset}", settings, compute)
-    return s["fid"], (s["std"] if p.fid_bootstrap > 1 else None)
+                "bootstrap": p.fid_bootstrap, "replicates": True,
+                **({"components": p.components} if source == "qhat" else {})}
+    return store.score(config, "fid" if config is not None else f"fid-real-{p.dataset}", settings, compute)
+
+
+def fid_score(store: Store, config: TrainConfig | None, p: Params, seed: int,
+              source: str) -> tuple[float, float | None]:
+    """FID ± bootstrap std (:func:`_fid`): Table 2's cells; ``config`` None scores real training
+    images (its "real images" row)."""
+    s = _fid(store, config, p, seed, source)
+    return s["fid"], s["std"]
+
+
+def fid_difference(store: Store, seed: int, a: tuple, b: tuple) -> tuple[float, float | None]:
+    """FID_a − FID_b ± the standard error of the paired difference (:func:`sigmavae.fid.paired_std`,
+    the same real resamples on both sides: the real set's noise cancels instead of counting
+    twice). ``a``, ``b``: (config, params, source) as :func:`fid_score` takes them, one seed."""
+    sa, sb = _fid(store, a[0], a[1], seed, a[2]), _fid(store, b[0], b[1], seed, b[2])
+    se = paired_std(sa["replicates"], sb["replicates"]) if len(sa["replicates"]) > 1 else None
+    return sa["fid"] - sb["fid"], se
 
 
 def heldout_score(store: Store, config: TrainConfig, p: Params, seed: int,
@@ -155,16 +201,40 @@ def heldout_score(store: Store, config: TrainConfig, p: Params, seed: int,
 
 
 UNCERTAINTY_IMAGES = 1000  # test images the Figure 3 claim is measured on (the figure shows n_samples)
+UNCERTAINTY_SAMPLES = 1000  # samples from q̂ the Figure 4 claim is measured on (likewise)
+
+
+def pixel_variance(x: torch.Tensor) -> torch.Tensor:
+    """The variance of each pixel across the images ``x`` ([N, C, H, W], uint8 or float in [0, 1]),
+    averaged over channels as σ² is: [H·W], float64 on the CPU. Over the training set it is the map
+    that ignores z against which Figures 3 and 4 judge σ²(z)."""
+    def chunks():
+        for xb in x.split(4096):
+            xb = xb.double().cpu()
+            yield xb / 255 if x.dtype == torch.uint8 else xb
+
+    mean = sum(xb.sum(0) for xb in chunks()) / len(x)
+    return (sum((xb - mean).square().sum(0) for xb in chunks()) / len(x)).mean(0).flatten()
 
 
 def uncertainty_score(store: Store, config: TrainConfig, p: Params, seed: int, n_boot: int = 50) -> dict:
-    """Figure 3's claim, measured on the σ²(z) of reconstructions of ``UNCERTAINTY_IMAGES`` test
-    images so that the pixels tied at the floor cannot carry it: the AUROC of σ² for the 5% of
-    pixels with the largest squared error (ties ½) and Spearman's ρ between σ² and the squared
-    error over the pixels above the floor (×1.01), each ± a bootstrap over images."""
+    """Figures 3 and 4's claims (§5.4), on the σ²(z) maps of the model.
+
+    Figure 3, on the reconstructions of ``UNCERTAINTY_IMAGES`` test images, so that the pixels tied
+    at the floor cannot carry it: the AUROC of σ² for the 5% of pixels with the largest squared
+    error (ties ½) and Spearman's ρ between σ² and the squared error over the pixels above the floor
+    (×1.01), each ± a bootstrap over images; and the same AUROC of the map that ignores z, the
+    training set's per-pixel variance (:func:`pixel_variance`, the same for every image), with the
+    paired difference σ² − that map ± its std over the same image resamples (``auroc_over_trivial``).
+
+    Figure 4, on ``UNCERTAINTY_SAMPLES`` samples from q̂: per sample, Spearman's ρ between its σ² map
+    and the training set's per-pixel variance ("high where the images vary"), mean ± standard error
+    over samples (``generated_spearman``); a sample whose σ² map is constant (e.g. all at the floor)
+    has no rank correlation and is left out, counted in ``generated_constant``."""
     def compute():
         model = store.model(config)
         x = store.images(p.dataset, "test")[:UNCERTAINTY_IMAGES]
+        trivial = pixel_variance(store.images(p.dataset, "train"))  # [pixels]
         with torch.no_grad():
             recon, log_var = model.decode(model.encode(x)[0])
         var = log_var.exp().expand_as(recon).mean(1).flatten(1).double().cpu()  # [N, pixels]
@@ -175,16 +245,31 @@ def uncertainty_score(store: Store, config: TrainConfig, p: Params, seed: int, n
             v, e, a = var[idx].flatten(), err[idx].flatten(), above[idx].flatten()
             top = e >= e.quantile(0.95)
             rho = spearman(v[a], e[a]) if a.sum() > 2 else math.nan
-            return auroc(v, top), rho
+            area, area_trivial = auroc(v, top), auroc(trivial.repeat(len(idx)), top)
+            return area, rho, area_trivial, area - area_trivial
 
-        area, rho = stats(torch.arange(len(x)))
+        area, rho, area_trivial, over = stats(torch.arange(len(x)))
         g = torch.Generator().manual_seed(seed)
         boots = np.array([stats(torch.randint(len(x), (len(x),), generator=g)) for _ in range(n_boot)])
-        return {"auroc": area, "auroc_std": float(np.nanstd(boots[:, 0], ddof=1)), "spearman": rho,
-                "spearman_std": float(np.nanstd(boots[:, 1], ddof=1)),
+        std = [float(np.nanstd(boots[:, i], ddof=1)) for i in range(4)]
+
+        z = qhat(store, config, p, seed).sample(UNCERTAINTY_SAMPLES, seed=seed)
+        with torch.no_grad():
+            gen, log_var_g = model.decode(z.to(store.device))
+        var_g = log_var_g.exp().expand_as(gen).mean(1).flatten(1).double().cpu()  # [samples, pixels]
+        constant = var_g.amax(1) == var_g.amin(1)
+        rhos = torch.tensor([spearman(v, trivial) for v in var_g[~constant]], dtype=torch.float64)
+        return {"auroc": area, "auroc_std": std[0], "spearman": rho, "spearman_std": std[1],
+                "auroc_trivial": area_trivial, "auroc_trivial_std": std[2],
+                "auroc_over_trivial": over, "auroc_over_trivial_std": std[3],
+                "generated_spearman": float(rhos.mean()) if len(rhos) else math.nan,
+                "generated_spearman_stderr": float(rhos.std()) / math.sqrt(len(rhos))
+                if len(rhos) > 1 else math.nan,
+                "generated_samples": len(z), "generated_constant": int(constant.sum()),
                 "fraction_at_floor": float(1 - above.double().mean()), "floor": model.floor,
                 "sigma2_dataset": model.sigma2, "sigma2_quantiles_1_50_99": var.flatten().float().quantile(
                     torch.tensor([0.01, 0.5, 0.99])).tolist(), "sigma2_min": float(var.min())}
 
-    settings = {"n": UNCERTAINTY_IMAGES, "seed": seed, "bootstrap": n_boot}
+    settings = {"n": UNCERTAINTY_IMAGES, "seed": seed, "bootstrap": n_boot, "trivial": "train-variance",
+                "samples": UNCERTAINTY_SAMPLES, "components": p.components, "qhat_points": p.qhat_points}
     return store.score(config, "uncertainty", settings, compute)

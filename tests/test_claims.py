@@ -36,7 +36,7 @@ def test_the_rule_at_its_edges(margin, se, want):
 def test_a_table_where_ours_wins_clearly_loses_clearly_or_cannot_tell():
     ours, other = Estimate([100.0, 102.0, 98.0]), Estimate([90.0, 91.0, 89.0])
     win = greater("ours beats the other", ours, other, "nats")
-    assert win.verdict == "holds" and win.margin == pytest.approx(10.0) and win.basis == "3 seeds"
+    assert win.verdict == "holds" and win.margin == pytest.approx(10.0) and win.basis == "3 seeds, t(2)"
     assert greater("the other beats ours", other, ours).verdict == "fails"
     noisy = Estimate([100.0, 80.0, 120.0])
     tie = greater("ours beats a noisy other", ours, noisy)
@@ -93,3 +93,25 @@ def test_differences_over_seeds_pair_them_seed_by_seed():
     assert (Estimate([3.0]) - Estimate([1.0])).se is None
     with pytest.raises(ValueError, match="cannot subtract estimates over 2 and 3 seeds"):
         a - Estimate([1.0, 2.0])
+
+
+def test_few_seeds_need_students_t_not_two_standard_errors():
+    """With 3 seeds, 2·se covers only ~82% (t with 2 degrees of freedom): the rule asks for
+    t(2) = 4.53 standard errors, the same two-sided 95.45% as 2 se of a normal."""
+    from scipy.stats import t
+
+    from sigmavae.claims import LEVEL, critical
+
+    assert critical(1) == 2.0 and LEVEL == pytest.approx(0.9545, abs=1e-4)
+    assert critical(3) == pytest.approx(4.527, abs=1e-3) and critical(10) == pytest.approx(2.320, abs=1e-3)
+    assert 2 * t.cdf(2.0, 2) - 1 == pytest.approx(0.816, abs=1e-3)  # what 2 se would have meant
+    d = Estimate([3.0, 4.0, 5.0])  # mean 4, se 1/√3 = 0.577: 6.9 se, beyond 4.53
+    assert positive("clear", d).verdict == "holds" and positive("clear", d).crit == critical(3)
+    d = Estimate([1.0, 2.0, 3.2])  # mean 2.07, se 0.64: z = 3.2, above 2 but below t(2)
+    c = positive("three seeds, z = 3.2", d)
+    assert c.z > 2 and c.verdict == "unresolved" and c.basis == "3 seeds, t(2)"
+    one = positive("one seed, z = 3.2", Estimate([3.2], [1.0]))  # the estimator's error: normal
+    assert one.verdict == "holds" and one.crit == 2.0
+    # several claims: the weakest by z over its own critical value
+    weakest = all_of("both", [c, one])
+    assert weakest.verdict == "unresolved" and weakest.basis == "3 seeds, t(2)"

@@ -152,7 +152,7 @@ def test_outcomes_are_saved_with_seeds_spreads_and_verdicts(tmp_path, monkeypatc
                                              "values": [10.0, 12.0], "stderr": pytest.approx(0.707, abs=1e-3),
                                              "stderr_per_seed": [1.0, 1.0]}
     claim = saved["claims"][0]
-    assert claim["verdict"] == "holds" and claim["margin"] == 9.5 and claim["basis"] == "2 seeds"
+    assert claim["verdict"] == "holds" and claim["margin"] == 9.5 and claim["basis"] == "2 seeds, t(1)"
     assert glued["claim0"] == "holds" and glued["claim0_text"] == "ours beats the other"
     assert "2 seeds" in glued["claim0_margin"] and glued["ours"] == "11.0 ± 1.4"
     assert list(table.data["verdict"]) == ["holds"]

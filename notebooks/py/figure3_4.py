@@ -16,9 +16,17 @@
 # Ours after stage 2 of Algorithm 1 predicts a variance σ²_k(z) for every pixel (Eq. 11), floored
 # at ½σ²_dataset. Figure 3: test images, their reconstructions and σ² maps; Figure 4: samples
 # from q̂ (Eq. 13) and their σ² maps (log colour scale). The paper reads high variance as the
-# pixels the model is unsure of. Since many pixels sit exactly at the floor, the claim is measured
-# on 1000 test images by how well σ² ranks the pixels of largest error (AUROC, ties counting ½)
-# and by the rank correlation over the pixels above the floor.
+# pixels the model is unsure of (§5.4). Since many pixels sit exactly at the floor, Figure 3's
+# claim is measured on 1000 test images by how well σ² ranks the 5% of pixels of largest error
+# (AUROC, ties counting ½) and by the rank correlation over the pixels above the floor. Beating
+# chance (0.5) is not enough: errors concentrate where the images vary (stroke edges), which a map
+# that ignores z already knows. So σ² is also compared with that map, the training set's per-pixel
+# variance, the same for every image: its AUROC on the same pixels, and σ²'s minus it, paired over
+# the same bootstrap resamples of images. Figure 4's claim, that on samples σ² is high in the
+# regions that vary most across the dataset, is measured on 1000 samples from q̂: Spearman's ρ
+# between each sample's σ² map and the training set's per-pixel variance, mean ± standard error
+# over samples (a sample whose σ² map is constant, e.g. all at the floor, has no ρ and is counted
+# apart).
 
 # %% tags=["parameters", "hide-cell"]
 profile = "paper"  # smoke | quick | paper: every parameter left None takes this profile's value
