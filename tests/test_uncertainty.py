@@ -6,6 +6,7 @@ the claims on hand-made numbers, then measure them (:func:`sigmavae.scores.uncer
 the embedded digits with tiny stand-in models whose σ²(z) is chosen: the true squared error (must
 beat the map), the map itself (no better), a constant (worse; and no rank correlation on samples)."""
 
+import functools
 import math
 
 import pytest
@@ -105,6 +106,15 @@ class TrainingImages:
         return self.x[torch.randint(len(self.x), (n,), generator=torch.Generator().manual_seed(seed))]
 
 
+@pytest.fixture(autouse=True)
+def _small(request, monkeypatch):
+    """Fewer test images and samples than the notebooks' 1000 (the ranks' sorts dominate): seconds."""
+    if "tmp_path" in request.fixturenames:
+        monkeypatch.setattr(scores, "UNCERTAINTY_IMAGES", 100)
+        monkeypatch.setattr(scores, "UNCERTAINTY_SAMPLES", 200)
+        request.getfixturevalue("one_thread")
+
+
 def _store(tmp_path, sigma2_of):
     p = resolve("figure3_4", profile="smoke", cache_dir=str(tmp_path / "cache"), device="cpu", progress=False)
     store = Store(runtime=p.runtime)
@@ -155,6 +165,7 @@ def test_sigma2_against_the_training_variance_fails_on_samples(tmp_path):
     assert claims(one(0.05, 0.01), rho)[3].verdict == "fails"
 
 
+@pytest.mark.filterwarnings("ignore:Degrees of freedom:RuntimeWarning")  # no pixel above the floor
 def test_a_constant_sigma2_has_no_rank_correlation_and_is_counted(tmp_path):
     p, store, config, _ = _store(tmp_path, lambda x, recon: torch.full_like(x, FLOOR, dtype=torch.float64))
     s = scores.uncertainty_score(store, config, p, p.seeds[0], n_boot=10)
@@ -171,6 +182,8 @@ def test_the_outcome_carries_the_new_numbers_claims_and_rows(tmp_path, monkeypat
     (tmp_path / "run").mkdir(exist_ok=True)
     (tmp_path / "run" / "model.pt").touch()  # "trained": nothing to train
     monkeypatch.setattr(scores, "UNCERTAINTY_SAMPLES", 50)
+    fewer_resamples = functools.partial(scores.uncertainty_score, n_boot=5)
+    monkeypatch.setattr(experiments, "uncertainty_score", fewer_resamples)
     o = experiments.uncertainty(p, store)
     assert [c.text for c in o.claims][2:] == [c.text for c in claims(one(0.1, 0.01), one(0.4, 0.01))][2:]
     assert o.claims[2].verdict == "holds"

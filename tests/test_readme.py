@@ -1,0 +1,57 @@
+"""The README's numbers come from the results files and the commands it shows (issue 19)."""
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("readme_results", ROOT / "book" / "readme_results.py")
+readme_results = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(readme_results)
+
+
+def test_the_reproduction_section_is_what_the_results_files_say():
+    """Regenerate with `python book/readme_results.py --write` after re-executing a notebook."""
+    readme = (ROOT / "README.md").read_text()
+    assert readme_results.replaced(readme, readme_results.section()) == readme, \
+        "README.md's results section differs from results/*.json: run python book/readme_results.py --write"
+
+
+def test_the_section_follows_a_results_file(tmp_path):
+    """A changed verdict in a results file changes the section (the test above can fail)."""
+    import json
+
+    src = json.loads((ROOT / "results" / "table2-mnist.json").read_text())
+    src["claims"][0] |= {"verdict": "fails", "margin_text": "-1 (± 0.1; made up)"}
+    (tmp_path / "table2-mnist.json").write_text(json.dumps(src))
+    text = readme_results.section(tmp_path)
+    assert "| **fails** | -1 (± 0.1; made up) |" in text and "### Table 2, MNIST" in text
+    with pytest.raises(SystemExit, match="lacks the markers"):
+        readme_results.replaced("no markers here", text)
+
+
+@pytest.mark.slow
+def test_the_first_run_prints_what_the_readme_shows(tmp_path):
+    """The README's "First run": train on the bundled digits, evaluate, and compare the printed
+    numbers with its block (to the digits it shows; another CPU may differ in the last ones)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## First run", 1)[1]
+    train = re.search(r"^sigmavae train .*$", block, re.M).group(0)
+    shown = dict(re.findall(r"^(elbo|iwae_prior|iwae_qhat|iwae_gain|kl_qhat_prior|sigma2_dataset)\s+(\S+)",
+                            block, re.M))
+    assert len(shown) == 6
+    cli = [sys.executable, "-m", "sigmavae.cli"]
+    out = tmp_path / "digits"
+    args = train.split()[1:]
+    args[args.index("--out") + 1] = str(out)
+    subprocess.run(cli + args, check=True, capture_output=True, text=True, cwd=tmp_path)
+    printed = subprocess.run(cli + ["evaluate", str(out)], check=True, capture_output=True, text=True,
+                             cwd=tmp_path).stdout
+    got = dict(re.findall(r"^(\w+)\s+(-?[\d.]+)", printed, re.M))
+    for name, value in shown.items():
+        assert float(got[name]) == pytest.approx(float(value), rel=2e-3, abs=2e-3), (name, printed)
+
