@@ -192,6 +192,8 @@ def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, exten
     headline = {"sigma2_learned": sigma2["learned"].mean, "paper_sigma2_learned": paper.TABLE1_LEARNED_SIGMA2,
                 "kl_learned": kl["learned"].text(3), "paper_kl_learned": paper.TABLE1[0.035][0],
                 "kl_1": kl["1"].text(3), "paper_kl_1": paper.TABLE1[1.0][0],
+                "kl_005": kl["0.05"].text(3), "paper_kl_005": paper.TABLE1[0.05][0],
+                "kl_002": kl["0.02"].text(3), "paper_kl_002": paper.TABLE1[0.02][0],
                 "kl_001": kl["0.01"].text(3), "paper_kl_001": paper.TABLE1[0.01][0]}
     headline["collapsed"] = ", ".join(collapsed) or "none"
     return Outcome("table1", p, numbers, paper.table1_claims(sigma2, kl, collapsed), headline=headline,

@@ -65,14 +65,15 @@ def decided(claim: Claim, models, collapsed_models) -> Claim:
 def ordering(what: str, paper_values: dict, diff: Diff, *, higher_is_better: bool, unit: str = "",
              collapsed_models=(), name=str) -> list[Claim]:
     """Every ordering a table of the paper states, one claim per neighbouring pair of its ranking:
-    "a ranks above b", decided on ``diff`` (ours). Pairs the paper ties state no order and are left
-    out; a pair with a collapsed model is unresolved."""
-    ranked = sorted(paper_values, key=lambda k: paper_values[k], reverse=higher_is_better)
+    "a ranks above b", decided on ``diff`` (ours). Models the paper ties state no order between
+    them; each is compared with every model of the next value down. A pair with a collapsed model
+    is unresolved."""
+    values = sorted(set(paper_values.values()), reverse=higher_is_better)
+    groups = [[k for k in paper_values if paper_values[k] == v] for v in values]
     sign = ">" if higher_is_better else "<"
     out = []
-    for a, b in zip(ranked, ranked[1:], strict=False):
-        if paper_values[a] == paper_values[b]:
-            continue
+    pairs = [(a, b) for upper, lower in zip(groups, groups[1:], strict=False) for a in upper for b in lower]
+    for a, b in pairs:
         d = diff(a, b) if higher_is_better else diff(b, a)  # positive when a ranks above b
         text = (f"{what}: {name(a)} {sign} {name(b)} (the paper's order: {paper_values[a]:g} {sign} "
                 f"{paper_values[b]:g})")

@@ -249,18 +249,23 @@ def save_results(o: Outcome, results_dir) -> Path:
 
 def publish(o: Outcome, results_dir="results"):
     """The end of every notebook: write the JSON, glue the headline values, the profile line and
-    each claim (``claim0_text``, ``claim0`` = verdict, ``claim0_margin``) for the book's summary,
-    and return the claims table to display (None where nothing is decided). Without myst-nb (e.g.
-    on Colab) only the JSON is written: there is no book to paste into."""
+    each claim (``claim0_text``, ``claim0`` = verdict, ``claim0_margin``) and the claims table as
+    HTML (``claims_table``) for the book's summary, and return the claims table to display (None
+    where nothing is decided). Without myst-nb (e.g. on Colab) only the JSON is written: there is
+    no book to paste into."""
     save_results(o, results_dir)
     values = {**o.headline, "profile": header(o.params)}
     for i, c in enumerate(o.claims):
         values |= {f"claim{i}_text": c.text, f"claim{i}": c.verdict, f"claim{i}_margin": c.margin_text()}
+    table = claims(o)
     try:
+        from IPython.display import HTML
         from myst_nb import glue
     except ImportError:
         pass
     else:
         for key, value in values.items():
             glue(key, value, display=False)
-    return claims(o)
+        if table is not None:  # the whole claims table, for the summary page's {glue} directive
+            glue("claims_table", HTML(table.to_html()), display=False)
+    return table

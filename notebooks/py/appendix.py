@@ -16,7 +16,8 @@
 # Samples (decoder means) of ours, VAE, β-VAE, DIP-VAE and WAE, each from q̂ (Eq. 13,
 # `components` components) and from the prior, Table 2's models (first seed). The paper shows WAE
 # from the prior only ("estimating the aggregate posterior for this method … is not sensible");
-# both are shown here.
+# both are shown here. A model that does not beat the training set's mean image (see Table 2) is
+# labelled *collapsed*: its samples are that image, whatever z.
 
 # %% tags=["parameters", "hide-cell"]
 profile = "paper"  # smoke | quick | paper: every parameter left None takes this profile's value

@@ -82,8 +82,10 @@ reports.table3(outcome)
 
 # %% [markdown]
 # The paper's claims, decided by the rule on the {doc}`summary page </book/summary>`: a difference
-# counts when it exceeds twice its standard error; "unresolved" when it does not, when there is
-# no error estimate, or when it compares with a collapsed model. Checks hold by construction.
+# counts when it exceeds twice its standard error (with several seeds, Student's t for their
+# number); "unresolved" when it does not, when there is no error estimate, or when it compares with
+# a collapsed model. Each ordering the paper's table states is a claim of its own.
+# Checks hold by construction.
 
 # %%
 reports.publish(outcome, results_dir)
