@@ -382,7 +382,10 @@ def table3(p: Params, store: Store | None = None) -> Outcome:
                  "vae_calibrated_sigma2": by["calibrated sigma2"]["VAE"].mean}
     # What Algorithm 1's floor allows: our bound, and the one the paper's own dataset row implies
     s2 = by["sigma2"]["ours, pixel σ²"].mean
-    headline |= {"d": d, "sigma2_dataset": s2, "floor_bound": paper.floor_bound(d, s2 / 2)}
+    headline |= {"d": d, "sigma2_dataset": s2, "floor_bound": paper.floor_bound(d, s2 / 2),
+                 "bound_vae": paper.floor_bound(d, by["sigma2"]["VAE"].mean),
+                 "bound_beta_vae": paper.floor_bound(d, by["sigma2"]["β-VAE"].mean),
+                 "dataset_over_raw": min(by["over raw"].values(), key=lambda e: e.mean).text(1)}
     if ref:
         implied = paper.implied_sigma2(ref["ours, dataset σ²"][1], d)
         headline |= {"paper_implied_sigma2": implied, "paper_floor_bound": paper.floor_bound(d, implied / 2)}

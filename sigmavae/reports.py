@@ -249,7 +249,8 @@ def save_results(o: Outcome, results_dir) -> Path:
 
 def publish(o: Outcome, results_dir="results"):
     """The end of every notebook: write the JSON, glue the headline values, the profile line and
-    each claim (``claim0_text``, ``claim0`` = verdict, ``claim0_margin``) and the claims table as
+    each claim (``claim0_text``, ``claim0`` = verdict, ``claim0_margin``), those that fail
+    (``claims_failing``: e.g. the paper's orderings that differ here) and the claims table as
     HTML (``claims_table``) for the book's summary, and return the claims table to display (None
     where nothing is decided). Without myst-nb (e.g. on Colab) only the JSON is written: there is
     no book to paste into."""
@@ -257,6 +258,8 @@ def publish(o: Outcome, results_dir="results"):
     values = {**o.headline, "profile": header(o.params)}
     for i, c in enumerate(o.claims):
         values |= {f"claim{i}_text": c.text, f"claim{i}": c.verdict, f"claim{i}_margin": c.margin_text()}
+    values["claims_failing"] = "; ".join(f"{c.text} ({c.margin_text()})" for c in o.claims
+                                         if c.verdict == "fails") or "none"
     table = claims(o)
     try:
         from IPython.display import HTML
