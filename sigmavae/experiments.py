@@ -441,7 +441,8 @@ def table4(p: Params, store: Store | None = None) -> Outcome:
     grids = {f"q̂, M = {m}": generate(model, qhat(store, config, p, seed, m), 64, seed)
              for m in shown}
     grids["prior"] = generate(model, StandardNormalPrior(model.latent_dim), 64, seed)
-    return Outcome("table4", p, {**by, "fid_prior": est["prior"], "fid_kind": kind}, claims,
+    return Outcome("table4", p, {**by, "fid_prior": est["prior"], "fid_kind": kind,
+                                 "epochs": {"ours": _epochs(config)}}, claims,
                    headline=headline, figures={"samples": {"ours": grids}})
 
 
@@ -503,7 +504,8 @@ def appendix_samples(p: Params, store: Store | None = None) -> Outcome:
     (Table 2's models, first seed). No claims: the paper's are about the FIDs of Table 2."""
     store = _models_first(store or Store(runtime=p.runtime), "appendix", p)
     beats, collapsed = _collapse(p, store, lambda seed: table2_models(p, seed))
-    return Outcome("appendix", p, {"beats_mean_image": beats, "collapsed": collapsed}, [],
+    epochs = {n: _epochs(c) for n, c in table2_models(p, p.seeds[0]).items()}
+    return Outcome("appendix", p, {"beats_mean_image": beats, "collapsed": collapsed, "epochs": epochs}, [],
                    headline={"collapsed": ", ".join(collapsed) or "none"},
                    figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), p.n_samples, collapsed)})
 

@@ -134,10 +134,15 @@ def table2(o: Outcome):
 
 
 def sample_grids(o: Outcome, title: str):
-    """Samples from q̂ beside samples from the prior, per method (Table 2, Figure 2b, appendix D)."""
+    """Samples from q̂ beside samples from the prior, per method (Table 2, Figure 2b, appendix D);
+    the title ends with the epochs each model trained."""
 
     grids = {f"{m}, from {src}": images
              for m, by in o.figures["samples"].items() for src, images in by.items()}
+    epochs = o.numbers.get("epochs", {})
+    shown = [m for m in epochs if any(name.split(" (")[0] == m for name in o.figures["samples"])]
+    if shown:
+        title += "; epochs: " + ", ".join(f"{m} {epochs[m]}" for m in shown)
     return sample_grids_figure(grids, title)
 
 
@@ -217,8 +222,9 @@ def uncertainty_figures(o: Outcome):
 
     x, recon, var_r = o.figures["reconstructions"]
     gen, var_g = o.figures["samples"]
-    return (uncertainty_figure(x, recon, var_r, "Figure 3: reconstructions and their σ²"),
-            uncertainty_figure(None, gen, var_g, "Figure 4: samples from q̂ and their σ²",
+    epochs = f"ours, {o.params.epochs1} + {o.params.epochs2} epochs"
+    return (uncertainty_figure(x, recon, var_r, f"Figure 3: reconstructions and their σ² ({epochs})"),
+            uncertainty_figure(None, gen, var_g, f"Figure 4: samples from q̂ and their σ² ({epochs})",
                                labels=("", "sample", "σ²")))
 
 
