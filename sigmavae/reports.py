@@ -256,7 +256,8 @@ def save_results(o: Outcome, results_dir) -> Path:
 def publish(o: Outcome, results_dir="results"):
     """The end of every notebook: write the JSON, glue the headline values, the profile line and
     each claim (``claim0_text``, ``claim0`` = verdict, ``claim0_margin``), those that fail
-    (``claims_failing``: e.g. the paper's orderings that differ here) and the claims table as
+    (``claims_failing``: e.g. the paper's orderings that differ here), those unresolved with a
+    margin the other way (``claims_against``) and the claims table as
     HTML (``claims_table``) for the book's summary, and return the claims table to display (None
     where nothing is decided). Without myst-nb (e.g. on Colab) only the JSON is written: there is
     no book to paste into."""
@@ -266,6 +267,8 @@ def publish(o: Outcome, results_dir="results"):
         values |= {f"claim{i}_text": c.text, f"claim{i}": c.verdict, f"claim{i}_margin": c.margin_text()}
     values["claims_failing"] = "; ".join(f"{c.text} ({c.margin_text()})" for c in o.claims
                                          if c.verdict == "fails") or "none"
+    values["claims_against"] = "; ".join(f"{c.text} ({c.margin_text()})" for c in o.claims  # the other way,
+                                         if c.verdict == "unresolved" and c.margin < 0) or "none"  # undecided
     table = claims(o)
     try:
         from IPython.display import HTML
@@ -276,5 +279,5 @@ def publish(o: Outcome, results_dir="results"):
         for key, value in values.items():
             glue(key, value, display=False)
         if table is not None:  # the whole claims table, for the summary page's {glue} directive
-            glue("claims_table", HTML(table.to_html()), display=False)
+            glue("claims_table", HTML(table.set_table_attributes('class="table"').to_html()), display=False)
     return table

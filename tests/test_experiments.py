@@ -134,7 +134,7 @@ def test_one_kl_run_gives_no_error_estimate_and_no_verdict(tmp_path):
 
 
 def test_outcomes_are_saved_with_seeds_spreads_and_verdicts(tmp_path, monkeypatch):
-    from sigmavae.claims import Estimate, greater
+    from sigmavae.claims import Estimate, greater, positive
 
     glued = {}
     import myst_nb
@@ -155,6 +155,14 @@ def test_outcomes_are_saved_with_seeds_spreads_and_verdicts(tmp_path, monkeypatc
     assert claim["verdict"] == "holds" and claim["margin"] == 9.5 and claim["basis"] == "2 seeds, t(1)"
     assert glued["claim0"] == "holds" and glued["claim0_text"] == "ours beats the other"
     assert "2 seeds" in glued["claim0_margin"] and glued["ours"] == "11.0 ± 1.4"
+    assert glued["claims_failing"] == glued["claims_against"] == "none"
+    assert "<table" in glued["claims_table"].data
+    o.claims = [greater("b beats ours", b, a), positive("within noise", Estimate([-1.0, 0.5]))]
+    glued.clear()
+    reports.publish(o, tmp_path)  # -9.5 ± 0.5 beyond t(1)·se = 7.0; -0.25 ± 0.75 within it
+    assert glued["claims_failing"].startswith("b beats ours (-9.5")
+    assert "within" not in glued["claims_failing"]
+    assert glued["claims_against"].startswith("within noise (-0.25")
     assert list(table.data["verdict"]) == ["holds"]
     o.claims = []  # nothing to decide (the appendix's samples): nothing shown, the JSON still written
     assert reports.publish(o, tmp_path) is None
