@@ -35,6 +35,7 @@ from .artefacts import (
 from .cache import Store
 from .claims import Claim, Estimate
 from .fid import generate
+from .metrics import paired_difference
 from .params import Params
 from .sampling import AggregatePosterior, StandardNormalPrior
 from .scores import (
@@ -119,15 +120,18 @@ def _collapse(p: Params, store: Store, configs: Callable[[int], dict]) -> tuple[
 
 
 def _paired_fids(p: Params, store: Store, spec: Callable[[int], dict]) -> paper.Diff:
-    """The paired FID differences (:func:`sigmavae.scores.fid_difference`) between every two
-    entries of ``spec(seed)`` ({key: (config, params, source)}), seed by seed, as a
-    :data:`sigmavae.paper.Diff`."""
-    def one(seed):
-        s = spec(seed)
-        return {(a, b): fid_difference(store, seed, s[a], s[b]) for a in s for b in s if a != b}
+    """The paired FID differences (:func:`sigmavae.scores.fid_difference`) between two entries of
+    ``spec(seed)`` ({key: (config, params, source)}), seed by seed, as a
+    :data:`sigmavae.paper.Diff`: each pair read from the cache when a claim asks for it."""
+    specs = {seed: spec(seed) for seed in p.seeds}
 
-    est = _per_seed(p, one)
-    return lambda a, b: est[(a, b)]
+    def diff(a, b):
+        def one(seed):
+            return {"d": fid_difference(store, seed, specs[seed][a], specs[seed][b])}
+
+        return _per_seed(p, one)["d"]
+
+    return diff
 
 
 def _epochs(config) -> str:
@@ -142,9 +146,9 @@ def _both_sources(p: Params, configs: Callable[[int], dict]) -> Callable[[int], 
     return lambda seed: {(src, n): (c, p, src) for n, c in configs(seed).items() for src in ("qhat", "prior")}
 
 
-def _marked(names, collapsed: list[str]) -> dict:
-    """{name: label}, "(collapsed)" after each collapsed model's name."""
-    return {n: f"{n} (collapsed)" if n in collapsed else n for n in names}
+def _listed(names: list[str]) -> str:
+    """The collapsed models as a page pastes them: "VAE, β-VAE" or "none"."""
+    return ", ".join(names) or "none"
 
 
 # ----------------------------------------------------------------------------- Table 1, Figure 1
@@ -195,7 +199,7 @@ def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, exten
                 "kl_005": kl["0.05"].text(3), "paper_kl_005": paper.TABLE1[0.05][0],
                 "kl_002": kl["0.02"].text(3), "paper_kl_002": paper.TABLE1[0.02][0],
                 "kl_001": kl["0.01"].text(3), "paper_kl_001": paper.TABLE1[0.01][0]}
-    headline["collapsed"] = ", ".join(collapsed) or "none"
+    headline["collapsed"] = _listed(collapsed)
     return Outcome("table1", p, numbers, paper.table1_claims(sigma2, kl, collapsed), headline=headline,
                    figures={"densities": columns, "extent": extent})
 
@@ -227,7 +231,7 @@ def figure1(p: Params, store: Store | None = None) -> Outcome:
     headline = {"elbo_learned": by["elbo"]["learned"].text(1), "elbo_best_fixed": by["elbo"][best].text(1),
                 "elbo_best_fixed_sigma2": best, "fid_qhat_learned": by["fid_qhat"]["learned"].text(1),
                 "fid_prior_learned": by["fid_prior"]["learned"].text(1), "fid_kind": kind}
-    headline["collapsed"] = ", ".join(collapsed) or "none"
+    headline["collapsed"] = _listed(collapsed)
     epochs = {k: _epochs(c) for k, c in sweep_models(p, p.seeds[0]).items()}
     return Outcome("figure1", p, {**by, "fid_kind": kind, "beats_mean_image": beats, "collapsed": collapsed,
                                   "epochs": epochs}, claims, headline=headline)
@@ -276,10 +280,10 @@ def table2(p: Params, store: Store | None = None) -> Outcome:
                 "best_other_name": best, "real": fids["real"].text(1),
                 "paper_ours": ref.get("ours", float("nan")), "paper_real": ref.get("real", float("nan")),
                 "paper_best_other": min((ref[n] for n in others if n in ref), default=float("nan")),
-                "collapsed": ", ".join(fids["collapsed"]) or "none"}
+                "collapsed": _listed(fids["collapsed"])}
     return Outcome("table2", p, {**fids, "protocol": protocol, "fid_kind": kind, "paper": ref},
                    claims, headline=headline,
-                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), 64, fids["collapsed"])})
+                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), 64)})
 
 
 def figure2(p: Params, store: Store | None = None) -> Outcome:
@@ -293,32 +297,24 @@ def figure2(p: Params, store: Store | None = None) -> Outcome:
     kind = fid_kind(store, p)
     headline = {"ours_qhat": fids["qhat"]["ours"].text(1), "ours_prior": fids["prior"]["ours"].text(1),
                 "smallest_gap": gains[weakest].text(1), "smallest_gap_method": weakest, "fid_kind": kind,
-                "collapsed": ", ".join(fids["collapsed"]) or "none"}
+                "collapsed": _listed(fids["collapsed"])}
     return Outcome("figure2", p, {**fids, "gain": gains, "fid_kind": kind},
                    paper.figure2_claims(gains, fids["collapsed"]), headline=headline,
-                   figures={"samples": _sample_grids(p, store, ["ours"], 64, fids["collapsed"])})
+                   figures={"samples": _sample_grids(p, store, ["ours"], 64)})
 
 
-def _sample_grids(p: Params, store: Store, methods, n: int, collapsed=()) -> dict:
-    """{method: {"q̂": images, "prior": images}} from the first seed's models; a collapsed
-    method's name carries "(collapsed)"."""
+def _sample_grids(p: Params, store: Store, methods, n: int) -> dict:
+    """{method: {"q̂": images, "prior": images}} from the first seed's models."""
     seed, out = p.seeds[0], {}
-    label = _marked(methods, list(collapsed))
     for name in methods:
         config = table2_models(p, seed)[name]
         model = store.model(config)
-        out[label[name]] = {"q̂": generate(model, qhat(store, config, p, seed), n, seed),
+        out[name] = {"q̂": generate(model, qhat(store, config, p, seed), n, seed),
                      "prior": generate(model, StandardNormalPrior(model.latent_dim), n, seed)}
     return out
 
 
 # ----------------------------------------------------------------------------- Table 3
-
-def _paired(a: list[float], b: list[float]) -> tuple[float, float]:
-    """Mean and standard error of a − b, image by image on the same test images."""
-    d = torch.tensor(a, dtype=torch.float64) - torch.tensor(b, dtype=torch.float64)
-    return float(d.mean()), float(d.std()) / math.sqrt(len(d))
-
 
 def table3(p: Params, store: Store | None = None) -> Outcome:
     """Table 3: IWAE log-likelihood with the prior and with q̂, ours beside the paper's, with the
@@ -347,14 +343,15 @@ def table3(p: Params, store: Store | None = None) -> Outcome:
         for a in paper.BASELINES_FIXED_SIGMA2:  # the paper's order of the baselines, paired
             for b in paper.BASELINES_FIXED_SIGMA2:
                 if a != b:
-                    out[f"diff {a}|{b}"] = _paired(iw[a]["qhat"]["per_image"], iw[b]["qhat"]["per_image"])
-        out["pixel over dataset"] = _paired(iw["ours, pixel σ²"]["qhat"]["per_image"], ours)
+                    out[f"diff {a}|{b}"] = paired_difference(iw[a]["qhat"]["per_image"],
+                                                             iw[b]["qhat"]["per_image"])
+        out["pixel over dataset"] = paired_difference(iw["ours, pixel σ²"]["qhat"]["per_image"], ours)
         for name in paper.BASELINES_FIXED_SIGMA2:
             cal = calibrated_iwae_score(store, table3_models(p, seed)[name], p, seed)
             out[f"calibrated {name}"] = (cal["qhat"]["mean"], cal["qhat"]["stderr"])
             out[f"calibrated sigma2 {name}"] = (cal["sigma2"], None)
-            out[f"over calibrated {name}"] = _paired(ours, cal["qhat"]["per_image"])
-            out[f"over raw {name}"] = _paired(ours, iw[name]["qhat"]["per_image"])
+            out[f"over calibrated {name}"] = paired_difference(ours, cal["qhat"]["per_image"])
+            out[f"over raw {name}"] = paired_difference(ours, iw[name]["qhat"]["per_image"])
         return out
 
     est = _per_seed(p, one)
@@ -376,7 +373,7 @@ def table3(p: Params, store: Store | None = None) -> Outcome:
                 for col, q in (("prior", "prior"), ("qhat", "qhat"))}
     headline |= {f"paper_{k}_qhat": ref.get(n, (math.nan, math.nan))[1] for k, n in (
         ("pixel", "ours, pixel σ²"), ("dataset", "ours, dataset σ²"), ("vae", "VAE"))}
-    headline |= {"collapsed": ", ".join(collapsed) or "none", "reference_best": by["reference best"].text(1),
+    headline |= {"collapsed": _listed(collapsed), "reference_best": by["reference best"].text(1),
                  "reference_sigma2": by["reference sigma2"].mean,
                  "vae_calibrated": by["calibrated"]["VAE"].text(1),
                  "vae_calibrated_sigma2": by["calibrated sigma2"]["VAE"].mean}
@@ -506,8 +503,8 @@ def appendix_samples(p: Params, store: Store | None = None) -> Outcome:
     beats, collapsed = _collapse(p, store, lambda seed: table2_models(p, seed))
     epochs = {n: _epochs(c) for n, c in table2_models(p, p.seeds[0]).items()}
     return Outcome("appendix", p, {"beats_mean_image": beats, "collapsed": collapsed, "epochs": epochs}, [],
-                   headline={"collapsed": ", ".join(collapsed) or "none"},
-                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), p.n_samples, collapsed)})
+                   headline={"collapsed": _listed(collapsed)},
+                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), p.n_samples)})
 
 
 RUNNERS = {"table1": table1, "figure1": figure1, "table2": table2, "table3": table3, "table4": table4,

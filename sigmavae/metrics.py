@@ -87,6 +87,13 @@ def kl_divergence_mc(q, p, n: int = 10_000, runs: int = 10, seed: int = 0) -> tu
 # ----------------------------------------------------------------------------- a reference that ignores z
 
 @torch.no_grad()
+def paired_difference(a, b) -> tuple[float, float]:
+    """Mean and standard error of a − b, element by element (e.g. two models' log-likelihoods of
+    the same test images: the images' own spread cancels)."""
+    d = torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64)
+    return float(d.mean()), float(d.std()) / math.sqrt(len(d))
+
+
 def mean_image_log_likelihood(x_train: torch.Tensor, x_test: torch.Tensor,
                               sigma2: float | None = None) -> tuple[torch.Tensor, float]:
     """log p(x) of each test image under the decoder that ignores z and always outputs the

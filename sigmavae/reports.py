@@ -134,13 +134,13 @@ def table2(o: Outcome):
 
 
 def sample_grids(o: Outcome, title: str):
-    """Samples from q̂ beside samples from the prior, per method (Table 2, Figure 2b, appendix D);
-    the title ends with the epochs each model trained."""
+    """Samples from q̂ beside samples from the prior, per method (Table 2, Figure 2b, appendix D),
+    collapsed methods marked; the title ends with the epochs each model trained."""
 
-    grids = {f"{m}, from {src}": images
+    grids = {f"{_name(m, o.numbers)}, from {src}": images
              for m, by in o.figures["samples"].items() for src, images in by.items()}
     epochs = o.numbers.get("epochs", {})
-    shown = [m for m in epochs if any(name.split(" (")[0] == m for name in o.figures["samples"])]
+    shown = [m for m in epochs if m in o.figures["samples"]]
     if shown:
         title += "; epochs: " + ", ".join(f"{m} {epochs[m]}" for m in shown)
     return sample_grids_figure(grids, title)

@@ -20,7 +20,15 @@ import torch
 from .cache import Store
 from .config import TrainConfig
 from .fid import fid_bootstrap, generate, paired_std, real_features
-from .metrics import auroc, elbo, iwae_log_likelihoods, kl_divergence_mc, mean_image_log_likelihood, spearman
+from .metrics import (
+    auroc,
+    elbo,
+    iwae_log_likelihoods,
+    kl_divergence_mc,
+    mean_image_log_likelihood,
+    paired_difference,
+    spearman,
+)
 from .params import Params
 from .sampling import StandardNormalPrior, encode_samples
 from .training import dataset_sigma2
@@ -94,11 +102,15 @@ def calibrated_iwae_score(store: Store, config: TrainConfig, p: Params, seed: in
 def mean_image_score(store: Store, p: Params, sigma2: float | None) -> dict:
     """The reference that ignores z (:func:`sigmavae.metrics.mean_image_log_likelihood`) on the
     first ``p.n_samples`` test images, at ``sigma2`` (None: its own best σ², Eq. 10 on the
-    training set): its exact log p(x) per image, mean, standard error, and the σ² used."""
-    ll, s2 = mean_image_log_likelihood(store.images(p.dataset, "train"),
-                                       store.images(p.dataset, "test")[:p.n_samples], sigma2)
-    return {"mean": float(ll.mean()), "stderr": float(ll.std()) / math.sqrt(len(ll)), "sigma2": s2,
-            "per_image": ll.tolist()}
+    training set): its exact log p(x) per image, mean, standard error, and the σ² used; computed
+    once per dataset, number of images and σ² (it reads the whole training set)."""
+    def compute():
+        ll, s2 = mean_image_log_likelihood(store.images(p.dataset, "train"),
+                                           store.images(p.dataset, "test")[:p.n_samples], sigma2)
+        return {"mean": float(ll.mean()), "stderr": float(ll.std()) / math.sqrt(len(ll)), "sigma2": s2,
+                "per_image": ll.tolist()}
+
+    return store.score(None, f"mean-image-{p.dataset}", {"n": p.n_samples, "sigma2": sigma2}, compute)
 
 
 # Methods whose σ² is the scale of a reconstruction cost, not a likelihood they were trained by:
@@ -124,8 +136,7 @@ def beats_mean_image(store: Store, config: TrainConfig, p: Params, seed: int) ->
     else:
         ll = iwae_score(store, config, p, seed)["prior"]["per_image"]
         ref = mean_image_score(store, p, None if model.variance == "pixel" else model.sigma2)
-    d = torch.tensor(ll, dtype=torch.float64) - torch.tensor(ref["per_image"], dtype=torch.float64)
-    return float(d.mean()), float(d.std()) / math.sqrt(len(d))
+    return paired_difference(ll, ref["per_image"])
 
 
 def kl_score(store: Store, config: TrainConfig, p: Params, seed: int) -> tuple[float, float | None]:
