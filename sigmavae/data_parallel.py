@@ -50,7 +50,8 @@ def check_ranks(ctx: Context, config: TrainConfig, n_images: int, out: Path | No
 
 def seed_rank(config: TrainConfig, ctx: Context) -> None:
     """Each rank draws its own ε (and WAE prior samples) for its own images; rank 0 keeps the
-    one-process stream. The weights were drawn before, from ``config.seed``, on every rank alike."""
+    one-process stream. The weights were drawn before, from ``config.seed``, on every rank alike;
+    the noise generator starts where this leaves torch's stream (:func:`sigmavae.training.train`)."""
     if ctx.active and ctx.rank > 0:
         torch.manual_seed(config.seed + RANK_SEED_STRIDE * ctx.rank)
 
@@ -77,8 +78,8 @@ class Objective(nn.Module):
         super().__init__()
         self.model, self.config, self.ctx = model, config, ctx
 
-    def forward(self, x: torch.Tensor, sizes: tuple[int, ...]):
-        return OBJECTIVES[self.config.method](self.model, x, self.config, Shard(self.ctx, sizes))
+    def forward(self, x: torch.Tensor, sizes: tuple[int, ...], noise: tuple[torch.Tensor, ...]):
+        return OBJECTIVES[self.config.method](self.model, x, self.config, Shard(self.ctx, sizes), noise)
 
 
 def wrap(model: VAE, config: TrainConfig, ctx: Context):
@@ -103,7 +104,7 @@ def checkpoint(ctx: Context, out: Path, state: TrainState, config: TrainConfig,
     if not ctx.active:
         save_checkpoint(out, state, config, partial)
         return
-    rngs = gather_objects(random_states(state.x), ctx)
+    rngs = gather_objects(random_states(state), ctx)
     if ctx.main:
         save_checkpoint(out, state, config, partial, world_size=ctx.world_size, rng_ranks=rngs)
     distributed.barrier(ctx)

@@ -53,6 +53,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import IMAGE_SIZES
+from .precision import autocast
 
 
 def symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
@@ -78,7 +79,7 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.conv(symmetric_pad(x, 2)).flatten(1)
         h = self.fc(h)
-        return self.fc_mu(h), F.softplus(self.fc_sigma(h)) + 1e-6  # deviation 1
+        return self.fc_mu(h).float(), F.softplus(self.fc_sigma(h).float()) + 1e-6  # deviation 1, in fp32
 
 
 class Decoder(nn.Module):
@@ -97,16 +98,19 @@ class Decoder(nn.Module):
             nn.PixelShuffle(2),  # → 16×16×16
             nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
             nn.PixelShuffle(2),  # → 32×32×4
-            nn.Conv2d(4, out_channels, 5),  # 'valid' → 28×28
-            nn.Sigmoid(),
+            nn.Conv2d(4, out_channels, 5),  # 'valid' → 28×28, then the sigmoid (in fp32: mean)
         )
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.fc(z)).view(-1, 4096, 1, 1)
         return self.to_8x8(h)
 
+    def mean(self, features: torch.Tensor) -> torch.Tensor:
+        """g_θ(z) ∈ (0, 1) from the 8×8×64 features: the sigmoid in fp32 whatever the layers ran in."""
+        return torch.sigmoid(self.to_image(features).float())
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.to_image(self.features(z))
+        return self.mean(self.features(z))
 
 
 class VarianceNet(nn.Module):
@@ -167,7 +171,7 @@ class CelebAEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.fc(self.conv(x).flatten(1))
-        return self.fc_mu(h), F.softplus(self.fc_sigma(h)) + 1e-6
+        return self.fc_mu(h).float(), F.softplus(self.fc_sigma(h).float()) + 1e-6
 
 
 def _up(cin: int, cout: int, stride: int, batch_norm: bool = True) -> list[nn.Module]:
@@ -190,15 +194,16 @@ class CelebADecoder(nn.Module):
         )
         self.to_image = nn.Sequential(
             *_up(512, 256, 4), *_up(256, 128, 4),  # → 16×16×256 → 64×64×128
-            SameConvTranspose2d(128, out_channels, 4, 2),  # → 128×128×3
-            nn.Sigmoid(),
+            SameConvTranspose2d(128, out_channels, 4, 2),  # → 128×128×3, then the sigmoid (mean)
         )
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         return self.to_4x4(F.leaky_relu(self.fc(z), 0.2).view(-1, 256, 1, 1))
 
+    mean = Decoder.mean
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.to_image(self.features(z))
+        return self.mean(self.features(z))
 
 
 class CelebAVarianceNet(nn.Module):
@@ -258,10 +263,24 @@ class VAE(nn.Module):
         # σ (or log σ) of the fixed / global modes; Algorithm 1 initialises σ at 1.
         self.sigma = nn.Parameter(torch.tensor(0.0), requires_grad=(variance == "global"))
         self.set_sigma2(sigma2)
-        # The floor of the pixel mode, in variance units (½σ²_dataset in Algorithm 1). A Python
-        # float, not a buffer, so that testing it never synchronises with the GPU.
-        self.floor = float(floor)
+        # The floor of the pixel mode, in variance units (½σ²_dataset in Algorithm 1): a Python
+        # float (testing it never synchronises with the GPU) and its copy in a buffer that is not
+        # saved, the one the likelihood adds (a group of models stacks it, one floor each).
+        self.register_buffer("floor_value", torch.tensor(0.0), persistent=False)
+        self.floor = floor
         self.variance = variance
+        # What the networks run in (sigmavae.precision): how, not what; set by whoever places the
+        # model (training, sigmavae.cache.Store), never saved with it.
+        self.precision = "fp32"
+
+    @property
+    def floor(self) -> float:
+        return self._floor
+
+    @floor.setter
+    def floor(self, value: float) -> None:
+        self._floor = float(value)
+        self.floor_value.fill_(self._floor)
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> VAE:
@@ -293,19 +312,22 @@ class VAE(nn.Module):
         return float(self.log_sigma2().detach().exp())
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(μ, σ) of q_φ(z|x)."""
-        return self.encoder(x)
+        """(μ, σ) of q_φ(z|x), in fp32 (the layers in ``self.precision``)."""
+        with autocast(self.precision, x.device.type):
+            return self.encoder(x)
 
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(g_θ(z), log σ²): log σ² is a 0-d tensor in the fixed/global modes, per pixel otherwise."""
-        features = self.decoder.features(z)
-        mean = self.decoder.to_image(features)
-        if self.variance != "pixel":
-            return mean, self.log_sigma2()
-        logits = self.variance_net(features)
+        """(g_θ(z), log σ²): log σ² is a 0-d tensor in the fixed/global modes, per pixel otherwise.
+        Both in fp32: the layers run in ``self.precision``, the sigmoids and the floor in fp32."""
+        with autocast(self.precision, z.device.type):
+            features = self.decoder.features(z)
+            mean = self.decoder.mean(features)
+            if self.variance != "pixel":
+                return mean, self.log_sigma2()
+            logits = self.variance_net(features).float()
         if self.floor < MIN_VARIANCE:  # no floor: log σ² = log v, exact even where v underflows
             return mean, F.logsigmoid(logits).clamp_min(math.log(MIN_VARIANCE))
-        return mean, torch.log(torch.sigmoid(logits) + self.floor)
+        return mean, torch.log(torch.sigmoid(logits) + self.floor_value)
 
     def start_pixel_variance(self, floor_factor: float = 0.5) -> None:
         """Algorithm 1, stage switch: freeze σ² as σ²_dataset, add the variance network with floor

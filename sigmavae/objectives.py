@@ -16,7 +16,11 @@ Under ``torchrun`` each rank sees its shard of the global batch; the optional ``
 statistics into global-batch ones. The default, :data:`~sigmavae.distributed.LOCAL`, is one
 process: the shard is the batch, and every number is what it was before DDP existed.
 
-Objectives have no side effects: they read the model and never write it. Where σ² comes from
+Objectives draw nothing: the noise of a step (ε of the reparameterisation; WAE's prior samples too)
+is drawn first by :func:`draw_noise`, from the model's own generator, and passed in, so that a
+group of models trained in one vmapped step (:mod:`sigmavae.training`) draws, model by model,
+exactly what each would draw alone. Objectives have no side effects: they read the model and never
+write it. Where σ² comes from
 Eq. 10 (``sigma_update="closed_form"``), the objective returns the σ²_* it used in
 ``terms.sigma2_star`` and the training step stores it (:func:`sigmavae.training.run_epoch`).
 """
@@ -47,10 +51,18 @@ class ElboTerms(NamedTuple):
         return self.recon - self.kl
 
 
+def draw_noise(config, n: int, latent_dim: int, generator: torch.Generator,
+               device: torch.device) -> tuple[torch.Tensor, ...]:
+    """What one step of ``config.method`` on ``n`` images draws, in the order it uses them: ε for
+    z = μ + ε ⊙ σ, then (WAE) ``n`` samples of the prior p(z) = N(0, I); each [n, latent_dim]."""
+    return tuple(torch.randn(n, latent_dim, generator=generator, device=device)
+                 for _ in range(DRAWS[config.method]))
+
+
 def elbo_terms(model, x: torch.Tensor, closed_form_sigma: bool = False, shard: Shard = LOCAL,
-               generator: torch.Generator | None = None) -> ElboTerms:
-    """Eq. 5 for one reparameterised sample z = μ + ε ⊙ σ, ε from ``generator`` (default: torch's
-    global stream, which training seeds and checkpoints).
+               generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> ElboTerms:
+    """Eq. 5 for one reparameterised sample z = μ + ε ⊙ σ: ``eps`` as given, else drawn from
+    ``generator`` (default: torch's global stream).
 
     With ``closed_form_sigma`` the likelihood is evaluated at Eq. 10's optimum σ²_* for this batch
     and this forward pass (θ, φ held fixed; detached, so no gradient flows through it): the
@@ -58,8 +70,9 @@ def elbo_terms(model, x: torch.Tensor, closed_form_sigma: bool = False, shard: S
     Under DDP σ²_* is the mean squared error of the global batch (``shard.global_mean``).
     """
     mu, sigma = model.encode(x)
-    eps = torch.randn_like(mu) if generator is None else torch.randn(
-        mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    if eps is None:
+        eps = torch.randn_like(mu) if generator is None else torch.randn(
+            mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     z = mu + sigma * eps
     mean, log_var = model.decode(z)
     sigma2_star = None
@@ -75,11 +88,13 @@ def elbo_terms(model, x: torch.Tensor, closed_form_sigma: bool = False, shard: S
                      log_var.detach(), mu, sigma, z, mean, sigma2_star)
 
 
-def elbo_loss(model, x: torch.Tensor, config, shard: Shard = LOCAL) -> tuple[torch.Tensor, ElboTerms]:
+def elbo_loss(model, x: torch.Tensor, config, shard: Shard = LOCAL,
+              noise: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, ElboTerms]:
     """-(recon - β·KL) averaged over the batch: Eq. 9 in the global mode, Eq. 11 in the pixel mode,
-    Eq. 8 with σ² fixed (VAE σ² = 0.5, β-VAE σ² = 1 as the paper frames them)."""
+    Eq. 8 with σ² fixed (VAE σ² = 0.5, β-VAE σ² = 1 as the paper frames them). ``noise``: from
+    :func:`draw_noise` (None: ε from torch's global stream)."""
     closed = model.variance == "global" and config.sigma_update == "closed_form"
-    t = elbo_terms(model, x, closed_form_sigma=closed, shard=shard)
+    t = elbo_terms(model, x, closed_form_sigma=closed, shard=shard, eps=None if noise is None else noise[0])
     return -shard.mean(t.recon - config.beta * t.kl), t
 
 
@@ -93,13 +108,14 @@ def dip_covariance(mu: torch.Tensor, sigma: torch.Tensor, dip_type: str) -> torc
     return cov
 
 
-def dip_vae_loss(model, x: torch.Tensor, config, shard: Shard = LOCAL) -> tuple[torch.Tensor, ElboTerms]:
+def dip_vae_loss(model, x: torch.Tensor, config, shard: Shard = LOCAL,
+                 noise: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, ElboTerms]:
     """-ELBO + λ_od Σ_{i≠j} C_ij² + λ_d Σ_i (C_ii - 1)² (Kumar et al. 2018, Eq. 8 / 9).
 
     Under DDP C is the global batch's covariance, from μ and σ all-gathered with their gradient
     (``shard.gather``): the same penalty as one process with the whole batch, not a mean of per-rank
     covariances (which would be a different, smaller-batch estimator)."""
-    loss, t = elbo_loss(model, x, config, shard)
+    loss, t = elbo_loss(model, x, config, shard, noise)
     cov = dip_covariance(shard.gather(t.mu), shard.gather(t.sigma), config.dip_type)
     diag = torch.diagonal(cov)
     off = cov - torch.diag(diag)
@@ -124,7 +140,8 @@ def imq_mmd(a: torch.Tensor, b: torch.Tensor, prior_var: float = 1.0) -> torch.T
     return stat
 
 
-def wae_mmd_loss(model, x: torch.Tensor, config, shard: Shard = LOCAL) -> tuple[torch.Tensor, ElboTerms]:
+def wae_mmd_loss(model, x: torch.Tensor, config, shard: Shard = LOCAL,
+                 noise: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, ElboTerms]:
     """WAE-MMD: c(x, g(z)) + λ·MMD(q(z), p(z)) with z ~ q(z|x), p(z) = N(0, I).
 
     c is the authors' 'l2sq' cost, 0.05·‖x - g(z)‖² (their wae.py), i.e. a Gaussian decoder with
@@ -136,9 +153,9 @@ def wae_mmd_loss(model, x: torch.Tensor, config, shard: Shard = LOCAL) -> tuple[
     MMD: exactly the one-process estimator at B = the global batch, at the price of the B×B kernel
     on every rank (B = 256: negligible beside the networks).
     """
-    t = elbo_terms(model, x, shard=shard)
+    t = elbo_terms(model, x, shard=shard, eps=None if noise is None else noise[0])
     cost = 0.05 * shard.mean((x.float() - t.mean.float()).square().flatten(1).sum(1))
-    prior = torch.randn_like(t.z)
+    prior = torch.randn_like(t.z) if noise is None else noise[1]
     z, prior = shard.gather(t.z.float()), shard.gather(prior.float())
     return cost + config.wae_lambda_value() * imq_mmd(z, prior), t
 
@@ -151,5 +168,6 @@ OBJECTIVES = {
     "dip-vae": dip_vae_loss,
     "wae": wae_mmd_loss,
 }
+DRAWS = {method: 2 if method == "wae" else 1 for method in OBJECTIVES}  # noise tensors per step
 if tuple(OBJECTIVES) != METHODS:  # one objective per method TrainConfig accepts, in its order
     raise ImportError(f"OBJECTIVES {tuple(OBJECTIVES)} do not match sigmavae.config.METHODS {METHODS}")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from .config import APPENDIX, SIGMA_UPDATES, TrainConfig, appendix
 from .data import DATASETS
 from .fid import inception_available
+from .precision import PRECISIONS
 from .runtime import Runtime, resolve_device
 
 # Each profile sets the parameters it names; the rest keep the paper's values.
@@ -38,7 +39,8 @@ PROFILES = {
     "paper": {"dataset": "mnist", "seeds": [0, 1, 2], "sigma_update": "sigma"},
 }
 # Parameters that do not change a number: left out of the profile label.
-RUNTIME = ("device", "data_root", "cache_dir", "results_dir", "fid_weights", "download", "progress")
+RUNTIME = ("device", "precision", "data_root", "cache_dir", "results_dir", "fid_weights", "download",
+           "progress")
 FID_CHOICES = ("auto", "classifier", "inception")
 B1 = APPENDIX["28x28"]
 
@@ -66,6 +68,7 @@ class Params:
     fid_weights: str | None = None
     download: bool | None = None  # let torchvision / pytorch-fid download (None: $SIGMAVAE_DOWNLOAD)
     device: str = "auto"
+    precision: str | None = None  # auto (bf16 where fast) | bf16 | fp32; None: $SIGMAVAE_PRECISION, else auto
     data_root: str | None = None
     cache_dir: str | None = None
     progress: bool = True
@@ -75,8 +78,9 @@ class Params:
     @property
     def runtime(self) -> Runtime:
         """Where and how to run: the runtime parameters as one object."""
-        return Runtime(device=self.device, data_root=self.data_root, cache_dir=self.cache_dir,
-                       download=self.download, fid_weights=self.fid_weights, progress=self.progress)
+        return Runtime(device=self.device, precision=self.precision, data_root=self.data_root,
+                       cache_dir=self.cache_dir, download=self.download, fid_weights=self.fid_weights,
+                       progress=self.progress)
 
     def config(self, method: str, *, seed: int, **overrides) -> TrainConfig:
         """The TrainConfig of one model of a table; one-stage methods train epochs1 + epochs2.
@@ -96,7 +100,7 @@ NAMES = frozenset(f.name for f in dataclasses.fields(Params)) - {"differences"}
 NOTEBOOK_NAMES = NAMES | {"results_dir"}
 _INTS = ("latent_dim", "epochs1", "epochs2", "n_samples", "iwae_k", "components", "fid_bootstrap",
          "kl_samples", "kl_runs", "qhat_points")
-_CHOICES = {"dataset": DATASETS, "fid": FID_CHOICES, "sigma_update": SIGMA_UPDATES,
+_CHOICES = {"dataset": DATASETS, "fid": FID_CHOICES, "sigma_update": SIGMA_UPDATES, "precision": PRECISIONS,
             "profile": tuple(PROFILES)}
 
 

@@ -37,25 +37,28 @@ CHECKPOINT = "checkpoint.pt"
 @dataclass
 class TrainState:
     """What training changes as it goes, all of it in a checkpoint: the model (weights, variance
-    mode, floor), Adam, the batch-order generator, the history, and ``partial``, the state of an
-    epoch a signal stopped (see :func:`sigmavae.training.run_epoch`). ``x`` is the training set on
-    the device (its shape is checked on resume, the data themselves are not saved)."""
+    mode, floor), Adam, the batch-order generator, the generator of the step's noise (ε, WAE's
+    prior draws; on the data's device), the history, and ``partial``, the state of an epoch a
+    signal stopped (see :func:`sigmavae.training.run_epoch`). ``x`` is the training set on the
+    device (its shape is checked on resume, the data themselves are not saved)."""
 
     model: VAE
     optimizer: torch.optim.Optimizer
     shuffle: torch.Generator
     x: torch.Tensor
+    noise: torch.Generator
     history: list[dict] = dataclasses.field(default_factory=list)
     partial: dict | None = None
 
 
-def open_run(out: Path, config: TrainConfig, resume: bool, ctx: Context):
+def open_run(out: Path, config: TrainConfig, resume: bool, ctx: Context, precision: str = "fp32"):
     """What ``out`` holds for :func:`sigmavae.training.train`: None (start afresh), the checkpoint
     to resume, or "complete". Refuses, before any compute, a run of another config or, without
     ``resume``, any run, and a checkpoint written by another number of ranks (torchrun's: each
     rank's batch slices and random streams depend on it, so only the same number continues the
-    same run). A finished run is reused whatever its number of ranks. Rank 0 removes what a
-    write cut short by a kill left (``.*.tmp-*``)."""
+    same run), and one of another ``precision`` (the rest of a run in other arithmetic would not
+    be the run it continues). A finished run is reused whatever its number of ranks or precision.
+    Rank 0 removes what a write cut short by a kill left (``.*.tmp-*``)."""
     here = {**dataclasses.asdict(config), "version": __version__}
     ckpt_path = out / CHECKPOINT
     if ckpt_path.is_file():
@@ -63,7 +66,8 @@ def open_run(out: Path, config: TrainConfig, resume: bool, ctx: Context):
         stored, what = {**ckpt["config"], "version": ckpt["version"]}, "an unfinished run"
     elif (out / "config.json").is_file():
         stored = read_file(out / "config.json", f"delete {out} and train again")
-        stored.pop("world_size", None)  # how it was trained, not what: any number of ranks is the run
+        for how in ("world_size", "precision"):  # how it was trained, not what: either way it is the run
+            stored.pop(how, None)
         ckpt, what = None, ("a finished run" if (out / "model.pt").is_file() else "a run")
     else:
         ckpt, stored, what = None, None, None
@@ -85,6 +89,11 @@ def open_run(out: Path, config: TrainConfig, resume: bool, ctx: Context):
                          f"{ctx.world_size}: resume it {how} ranks (each rank's batch slices and random "
                          f"streams depend on their number), or delete {out} to start over with "
                          f"{ctx.world_size}")
+    was = ckpt.get("precision", "fp32") if ckpt is not None else precision
+    if was != precision:
+        raise ValueError(f"{ckpt_path} was trained in {was}, this run would continue in {precision}: resume "
+                         f"with --precision {was} (or $SIGMAVAE_PRECISION={was}), or delete {out} to start "
+                         f"over in {precision}")
     if ctx.main:
         for stale in out.glob(".*.tmp-*"):
             stale.unlink(missing_ok=True)
@@ -93,8 +102,9 @@ def open_run(out: Path, config: TrainConfig, resume: bool, ctx: Context):
 
 def restore(state: TrainState, ckpt: dict, ctx: Context, out: Path) -> None:
     """Put checkpoint ``ckpt`` back into ``state``: weights, variance mode and floor, Adam's
-    moments, the batch order's generator, the history, an epoch in progress, and torch's random
-    streams (this rank's, under torchrun) exactly where they were."""
+    moments, the batch order's generator, the history, an epoch in progress, and the noise
+    generator (this rank's, under torchrun) exactly where they were. (Checkpoints of versions that
+    drew ε from torch's global stream saved that stream under the same keys: they resume too.)"""
     if list(state.x.shape) != ckpt["data_shape"]:
         raise ValueError(f"{out / CHECKPOINT} was trained on data of shape {ckpt['data_shape']}, "
                          f"not {list(state.x.shape)}: resume with the same data, or delete {out}")
@@ -106,23 +116,23 @@ def restore(state: TrainState, ckpt: dict, ctx: Context, out: Path) -> None:
     state.shuffle.set_state(ckpt["shuffle"])
     state.history, state.partial = ckpt["history"], ckpt["epoch_in_progress"]
     rng_cpu, rng_cuda = ckpt["rng_ranks"][ctx.rank] if ctx.active else (ckpt["rng_cpu"], ckpt["rng_cuda"])
-    torch.set_rng_state(rng_cpu)
-    if state.x.device.type == "cuda" and rng_cuda is not None:
-        torch.cuda.set_rng_state(rng_cuda, state.x.device)
+    state.noise.set_state(rng_cpu if state.noise.device.type == "cpu" else rng_cuda)
 
 
-def random_states(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """torch's (CPU, CUDA) random states of this process: what :func:`restore` sets back."""
-    return torch.get_rng_state(), (torch.cuda.get_rng_state(x.device) if x.device.type == "cuda" else None)
+def random_states(state: TrainState) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The noise generator's state, as (CPU state, None) on a CPU and (None, its state) on a GPU:
+    what :func:`restore` sets back."""
+    here = state.noise.get_state()
+    return (here, None) if state.noise.device.type == "cpu" else (None, here)
 
 
 def save_checkpoint(out: Path, state: TrainState, config: TrainConfig, partial: dict | None = None,
                     world_size: int = 1, rng_ranks: list | None = None) -> None:
     """Write ``state`` as ``out/checkpoint.pt`` (atomically), with ``partial`` (the epoch a signal
-    stopped, or None). Under torchrun, rank 0 writes it with ``world_size`` and every rank's
-    random states (``rng_ranks``, from :func:`random_states`)."""
+    stopped, or None) and the model's precision. Under torchrun, rank 0 writes it with
+    ``world_size`` and every rank's noise states (``rng_ranks``, from :func:`random_states`)."""
     model, x = state.model, state.x
-    rng_cpu, rng_cuda = random_states(x)
+    rng_cpu, rng_cuda = random_states(state)
     atomic_write(out / CHECKPOINT, {
         "version": __version__, "config": dataclasses.asdict(config), "history": state.history,
         "model": model.state_dict(), "optimizer": state.optimizer.state_dict(),
@@ -130,7 +140,7 @@ def save_checkpoint(out: Path, state: TrainState, config: TrainConfig, partial: 
         "sigma_requires_grad": model.sigma.requires_grad,
         "shuffle": state.shuffle.get_state(), "rng_cpu": rng_cpu, "rng_cuda": rng_cuda,
         "data_shape": list(x.shape), "epoch_in_progress": partial,
-        "world_size": world_size, "rng_ranks": rng_ranks,
+        "world_size": world_size, "rng_ranks": rng_ranks, "precision": model.precision,
     })
 
 
@@ -144,12 +154,14 @@ def finish_run(out_dir: str | Path, model: VAE, config: TrainConfig, history: li
                world_size: int = 1) -> Path:
     """Write ``config.json``, ``history.json`` and ``model.pt`` (last, each atomically), then
     delete the checkpoint: the directory reloads alone, and ``model.pt`` without a checkpoint is
-    a complete run. ``config.json`` holds the config's fields, the library version and
-    ``world_size``, the number of torchrun ranks that trained it (1: one process): run metadata,
-    not a TrainConfig field, so the model cache's key (config + version) does not depend on it;
-    TrainConfig.from_dict ignores it."""
+    a complete run. ``config.json`` holds the config's fields, the library version, ``world_size``
+    (the number of torchrun ranks that trained it; 1: one process) and ``precision`` (the
+    networks' arithmetic, :mod:`sigmavae.precision`): run metadata, not TrainConfig fields, so the
+    model cache's key (config + version) does not depend on them; TrainConfig.from_dict ignores
+    them. (A bf16 model is the same experiment as an fp32 one within seed noise,
+    ``bench/speed_quality.py``, as a GPU's is a CPU's: how, not what.)"""
     out = Path(out_dir)
-    meta = {"version": __version__, "world_size": world_size}
+    meta = {"version": __version__, "world_size": world_size, "precision": model.precision}
     atomic_write(out / "config.json", json.dumps({**dataclasses.asdict(config), **meta}, indent=2) + "\n")
     atomic_write(out / "history.json", json.dumps(history, indent=2) + "\n")
     atomic_write(out / "model.pt", {"state_dict": model.state_dict(), "variance": model.variance,
@@ -169,8 +181,15 @@ def run_config(run_dir: str | Path) -> TrainConfig:
     return TrainConfig.from_dict(read_file(run / "config.json", f"delete {run} and train it again"))
 
 
+def run_precision(run_dir: str | Path) -> str:
+    """The precision a complete run was trained in (runs of versions before bf16: fp32)."""
+    meta = read_file(Path(run_dir) / "config.json", f"delete {run_dir} and train it again")
+    return meta.get("precision", "fp32")
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """(model in eval mode, TrainConfig, history) of a directory written by :func:`finish_run`."""
+    """(model in eval mode, TrainConfig, history) of a directory written by :func:`finish_run`;
+    the model evaluates in fp32 until its ``precision`` is set."""
     run = Path(run_dir)
     config = run_config(run)
     remedy = f"delete {run} and train it again"

@@ -23,7 +23,9 @@ import torch
 
 @dataclass(frozen=True, kw_only=True)
 class Runtime:
-    """Where and how to run; none of it changes a result (and none of it is in a cache key).
+    """Where and how to run; none of it changes a result beyond rounding (and none of it is in a
+    cache key): ``precision`` is the networks' arithmetic (:mod:`sigmavae.precision`), recorded
+    with every model and score it produced.
 
     ``download`` None defers to ``$SIGMAVAE_DOWNLOAD=1``; ``cache_dir`` None to
     ``$SIGMAVAE_CACHE``, else ``~/.cache/sigmavae``; ``data_root`` None to ``$SIGMAVAE_DATA``
@@ -36,6 +38,7 @@ class Runtime:
     download: bool | None = None
     fid_weights: str | os.PathLike | None = None
     progress: bool = True
+    precision: str | None = None  # auto | bf16 | fp32 (None: $SIGMAVAE_PRECISION, else auto)
 
     @property
     def cache(self) -> Path:

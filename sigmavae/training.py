@@ -24,6 +24,7 @@ tensor; batches are slices of a seeded permutation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import sys
@@ -41,7 +42,8 @@ from .data import as_float, load_dataset
 from .distributed import ONE_PROCESS, Context, Shard, all_min, all_sum, any_rank
 from .likelihoods import optimal_sigma2
 from .models import VAE
-from .objectives import OBJECTIVES
+from .objectives import OBJECTIVES, draw_noise
+from .precision import resolve_precision
 from .runs import (
     NonFiniteError,
     TrainingInterrupted,
@@ -60,76 +62,197 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, runtime: Ru
           data: torch.Tensor | None = None, resume: bool = False) -> tuple[VAE, list[dict]]:
     """Train ``config`` per Algorithm 1 (or its one-stage baseline); save to ``out_dir`` if given.
 
-    ``runtime`` gives the device, where the data are (and whether they may be downloaded) and
-    whether to report progress. ``data`` replaces ``config.dataset``'s training split ([N, C, H, W],
-    float in [0, 1] or uint8; uint8 batches are converted on the device, 4× less memory).
-    Returns the model (in eval mode) and the per-epoch history (:meth:`EpochStats.history_entry`
-    plus ``stage`` and ``epoch``; with ``sigma_update="closed_form"`` the last stage-1 entry also
-    holds ``sigma2_dataset``, from :func:`dataset_sigma2`, and ``sigma2_last_batch``).
+    ``runtime`` gives the device, the precision (:mod:`sigmavae.precision`), where the data are
+    (and whether they may be downloaded) and whether to report progress. ``data`` replaces
+    ``config.dataset``'s training split ([N, C, H, W], float in [0, 1] or uint8; uint8 batches
+    are converted on the device, 4× less memory). Returns the model (in eval mode) and the
+    per-epoch history (:meth:`EpochStats.history_entry` plus ``stage`` and ``epoch``; with
+    ``sigma_update="closed_form"`` the last stage-1 entry also holds ``sigma2_dataset``, from
+    :func:`dataset_sigma2`, and ``sigma2_last_batch``).
 
     With ``out_dir`` a run survives being killed: ``out_dir/checkpoint.pt`` is written after every
     epoch, and on SIGINT/SIGTERM after the current batch, which then raises
     :class:`~sigmavae.runs.TrainingInterrupted`. ``resume=True`` continues from the checkpoint and
-    ends with the same weights and history as an uninterrupted run (same device and thread count);
-    it returns a finished run as it is and starts afresh where there is nothing. Refused before any
-    compute: ``out_dir`` holding a run of another config, and, without ``resume``, any run at all.
-    A non-finite loss, ELBO or gradient raises :class:`~sigmavae.runs.NonFiniteError`, naming the
-    epoch, the batch and the last good checkpoint, which stays as it was.
+    ends with the same weights and history as an uninterrupted run (same device, precision and
+    thread count); it returns a finished run as it is and starts afresh where there is nothing.
+    Refused before any compute: ``out_dir`` holding a run of another config, and, without
+    ``resume``, any run at all. A non-finite loss, ELBO or gradient raises
+    :class:`~sigmavae.runs.NonFiniteError`, naming the epoch, the batch and the last good
+    checkpoint, which stays as it was.
 
     Launched by ``torchrun`` with N > 1 ranks, it trains one model in DistributedDataParallel on
     ``cuda:LOCAL_RANK`` (or CPU with gloo), the global batch ``config.batch_size`` split across
     the ranks (:mod:`sigmavae.data_parallel`); rank 0 writes ``out_dir`` and a checkpoint of N
     ranks resumes with N ranks only.
+
+    A model trained alone is a group of one: :func:`train_group`.
     """
+    return train_group([config], out_dirs=[out_dir], runtime=runtime, data=data, resume=resume)[0]
+
+
+def check_group(configs: list[TrainConfig]) -> None:
+    """Refuse, before any compute, a group whose models do not share networks and objective: every
+    field but ``seed`` and ``sigma2`` must agree (the seeds of one config; the fixed σ² of Table 1),
+    and no model may appear twice."""
+    if not configs:
+        raise ValueError("train_group needs at least one config")
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("seed", "sigma2")]
+    differ = sorted({f for c in configs[1:] for f in fields if getattr(c, f) != getattr(configs[0], f)})
+    if differ:
+        raise ValueError(f"models trained as one group must share networks and objective; these differ "
+                         f"in {', '.join(differ)}: train them in separate groups (only seed and sigma2 "
+                         "may differ)")
+    if len({(c.seed, c.sigma2) for c in configs}) < len(configs):
+        raise ValueError("a group holds the same model twice (same seed and sigma2): pass each once")
+
+
+@dataclass
+class _Member:
+    """One model of a group: its config, run directory, state, last checkpoint (in words), the
+    DDP wrapper of its current stage and, once it diverged, the error that names it."""
+
+    config: TrainConfig
+    out: Path | None
+    state: TrainState
+    saved: str | None
+    name: str
+    ddp: object = None
+    ddp_stage: int = 0
+    error: NonFiniteError | None = None
+
+
+def train_group(configs: list[TrainConfig], *, out_dirs: list | None = None,
+                runtime: Runtime = DEFAULT_RUNTIME, data: torch.Tensor | None = None,
+                resume: bool = False) -> list[tuple[VAE, list[dict]]]:
+    """Train models that share networks and objective (:func:`check_group`) together, one
+    vmapped step for all of them (:func:`run_group_epoch`), each exactly as :func:`train` trains
+    it alone: its own weights, batch order and noise from its seed, its own σ² and σ²_dataset,
+    floor, stage switch (Algorithm 1's ε-tests read its own history), checkpoint and run
+    directory (``out_dirs``, one per config, or None). Returns [(model, history)] in ``configs``'
+    order.
+
+    Models at different points (a resumed group whose checkpoints differ; one that needs an
+    extra epoch) train in subgroups of the same point. A model whose loss, ELBO or gradient turns
+    non-finite leaves the group at once (its last good checkpoint stays); the others train to the
+    end and are saved, then :class:`~sigmavae.runs.NonFiniteError` names the model (and any other
+    that diverged). A signal stops every model after the current batch, each checkpointed.
+    Under torchrun a group holds one model.
+    """
+    check_group(configs)
     ctx, device = distributed.setup(runtime.device)
-    out = Path(out_dir) if out_dir is not None else None
-    ckpt = open_run(out, config, resume, ctx) if out is not None else None
-    if ckpt == "complete":
-        model, _, history = load_run(out, device)
-        return model, history
-    if data is None:
-        data = load_dataset(config.dataset, "train", runtime.data_root, runtime.download, dtype=torch.uint8)
-    data_parallel.check_ranks(ctx, config, len(data), out, ckpt)
-    state = _initial_state(config, data, device, ctx)
-    if ckpt:
-        restore(state, ckpt, ctx, out)
-    saved = ckpt and describe_checkpoint(out, state.history, state.partial)  # the last good one, in words
+    if ctx.active and len(configs) > 1:
+        raise ValueError(f"under torchrun train one model at a time, not a group of {len(configs)}")
+    precision = resolve_precision(runtime.precision, device)
+    outs = [Path(o) if o is not None else None for o in (out_dirs or [None] * len(configs))]
+    if len(outs) != len(configs):
+        raise ValueError(f"{len(configs)} configs but {len(outs)} out_dirs: pass one per config (or None)")
+    ckpts = [open_run(out, c, resume, ctx, precision) if out is not None else None
+             for c, out in zip(configs, outs, strict=True)]
+    results: dict[int, tuple[VAE, list[dict]]] = {}
+    for i, ckpt in enumerate(ckpts):
+        if ckpt == "complete":
+            model, _, history = load_run(outs[i], device)
+            results[i] = model, history
+    todo = [i for i in range(len(configs)) if i not in results]
+    if todo and data is None:
+        data = load_dataset(configs[0].dataset, "train", runtime.data_root, runtime.download,
+                            dtype=torch.uint8)
+    x = None
+    members: dict[int, _Member] = {}
+    for i in todo:
+        data_parallel.check_ranks(ctx, configs[i], len(data), outs[i], ckpts[i])
+        state = _initial_state(configs[i], data if x is None else x, device, ctx, precision)
+        x = state.x  # the dataset goes to the device once, for every model
+        if ckpts[i]:
+            restore(state, ckpts[i], ctx, outs[i])
+        saved = ckpts[i] and describe_checkpoint(outs[i], state.history, state.partial)
+        c = configs[i]
+        name = f"{c.dataset} {c.method} seed {c.seed}" + (f" σ² {c.sigma2:g}" if c.method == "fixed" else "")
+        members[i] = _Member(c, outs[i], state, saved, name)
     report = runtime.progress and ctx.main  # one rank reports
-    with stop_on_signals(enabled=out is not None) as stop:
-        for stage, n_epochs, eps in stages(config):
-            if stage == 2 and state.model.variance != "pixel":  # the stage switch
-                _end_stage_1(state, config, ctx)  # σ²_dataset
-                state.model.start_pixel_variance(config.variance_floor)  # σ²_k(z) = v_k(z) + ½σ²_dataset
-            ddp = data_parallel.wrap(state.model, config, ctx)  # per stage: what trains changes
-            while not _stage_done(state.history, stage, n_epochs, eps, config.max_extra_epochs):
-                if any_rank(bool(stop), ctx) and saved:  # a signal between epochs: the checkpoint
-                    raise TrainingInterrupted(stop[0] if stop else signal.SIGTERM, saved)  # is the state
-                saved = _epoch(state, config, stage, n_epochs, ctx, ddp, out, stop, saved, report)
-    if state.model.variance == "global":  # epochs2 = 0: training ends with stage 1
-        _end_stage_1(state, config, ctx)
-    model = state.model.eval()
-    if out is not None and ctx.main:
-        finish_run(out, model, config, state.history, ctx.world_size)
+    group = list(members.values())
+    with stop_on_signals(enabled=any(m.out is not None for m in group)) as stop:
+        while live := [(m, s) for m in group if m.error is None and (s := _current_stage(m)) is not None]:
+            if any_rank(bool(stop), ctx) and all(m.saved for m, _ in live):  # a signal between epochs:
+                raise TrainingInterrupted(stop[0] if stop else signal.SIGTERM,  # the checkpoints are it
+                                          "; ".join(m.saved for m, _ in live))
+            for m, (stage, _) in live:
+                if stage == 2 and m.state.model.variance != "pixel":  # the stage switch
+                    _end_stage_1(m.state, m.config, ctx)  # σ²_dataset
+                    m.state.model.start_pixel_variance(m.config.variance_floor)  # v_k(z) + ½σ²_dataset
+                if m.ddp_stage != stage:  # per stage: what trains changes
+                    m.ddp, m.ddp_stage = data_parallel.wrap(m.state.model, m.config, ctx), stage
+            at: dict[tuple, list] = {}  # models at the same point train together
+            for m, (stage, n_epochs) in live:
+                point = (stage, len(m.state.history), (m.state.partial or {}).get("batch", 0))
+                at.setdefault(point, []).append((m, n_epochs))
+            for (stage, _, _), sub in at.items():
+                _epoch([m for m, _ in sub], stage, sub[0][1], ctx, stop, report, solo=len(group) == 1)
+    for i, m in members.items():
+        if m.error is None:
+            results[i] = _finish(m, ctx)
     distributed.barrier(ctx)  # no rank reports success before the run directory is complete
+    errors = [m.error for m in group if m.error is not None]
+    if errors:
+        for other in errors[1:]:
+            errors[0].add_note(f"also: {other}")
+        raise errors[0]
+    return [results[i] for i in range(len(configs))]
+
+
+def _current_stage(m: _Member) -> tuple[int, int] | None:
+    """(stage, its epochs) that ``m`` trains next, or None when it is done."""
+    for stage, n_epochs, eps in stages(m.config):
+        if not _stage_done(m.state.history, stage, n_epochs, eps, m.config.max_extra_epochs):
+            return stage, n_epochs
+    return None
+
+
+def _finish(m: _Member, ctx: Context) -> tuple[VAE, list[dict]]:
+    """The end of ``m``'s training: σ²_dataset if it ended with stage 1, its run directory."""
+    state = m.state
+    if state.model.variance == "global":  # epochs2 = 0: training ends with stage 1
+        _end_stage_1(state, m.config, ctx)
+    model = state.model.eval()
+    if m.out is not None and ctx.main:
+        finish_run(m.out, model, m.config, state.history, ctx.world_size)
     return model, state.history
 
 
-def _initial_state(config: TrainConfig, data: torch.Tensor, device, ctx: Context) -> TrainState:
+def noise_generator(device: torch.device) -> torch.Generator:
+    """A generator on ``device`` where torch's global stream for that device stands now: what a
+    model's ε would have been drawn from (so that a model trained alone draws what it drew
+    before noise had a generator of its own)."""
+    g = torch.Generator(device=device)
+    if device.type == "cuda":
+        g.set_state(torch.cuda.get_rng_state(device))
+    elif device.type == "mps":
+        g.set_state(torch.mps.get_rng_state())
+    else:
+        g.set_state(torch.get_rng_state())
+    return g
+
+
+def _initial_state(config: TrainConfig, data: torch.Tensor, device, ctx: Context,
+                   precision: str = "fp32") -> TrainState:
     """Algorithm 1's start: weights drawn from ``config.seed``, σ ← 1, one Adam over every
-    parameter, the batch order seeded by ``config.seed``. The model and the whole dataset go to
-    the device once, both channels-last (on CPU oneDNN's convolutions of B.1 run ~17% faster in
-    that layout, bench/train_speed.py)."""
+    parameter, the batch order seeded by ``config.seed``, the noise generator where the weights
+    left the seeded stream. The model and the whole dataset go to the device once, both
+    channels-last (on CPU oneDNN's convolutions of B.1 run ~17% faster in that layout,
+    bench/train_speed.py); ``data`` already there is used as it is."""
     torch.manual_seed(config.seed)  # the weights; then ε and every other draw in training
     model = VAE.from_config(config)
     data_parallel.seed_rank(config, ctx)
     model, x = place(model, data, device)
+    model.precision = precision
     model = data_parallel.sync_batch_norm(model, ctx)
     # The variance network's parameters get no gradient (so no update and no Adam state) until
     # stage 2, and θ, φ keep their Adam moments across the stage switch.
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     if config.sigma_update == "closed_form":  # σ² is set by Eq. 10, not by Adam
         model.sigma.requires_grad_(False)
-    return TrainState(model, optimizer, torch.Generator().manual_seed(config.seed), x)
+    return TrainState(model, optimizer, torch.Generator().manual_seed(config.seed), x,
+                      noise_generator(x.device))
 
 
 def place(model: VAE, x: torch.Tensor, device: str | torch.device = "auto") -> tuple[VAE, torch.Tensor]:
@@ -139,35 +262,44 @@ def place(model: VAE, x: torch.Tensor, device: str | torch.device = "auto") -> t
     return model, x.to(device).contiguous(memory_format=torch.channels_last)
 
 
-def _epoch(state: TrainState, config: TrainConfig, stage: int, n_epochs: int, ctx: Context, ddp,
-           out: Path | None, stop: list, saved: str | None, report: bool) -> str | None:
-    """One epoch of ``stage``, its history entry, its checkpoint; returns the checkpoint in words.
-    A non-finite batch raises before anything is written; a signal saves the epoch so far."""
-    history = state.history
-    e = sum(h["stage"] == stage for h in history) + 1
-    where = f"epoch {len(history) + 1} (stage {stage}, epoch {e} of {n_epochs})"
+def _epoch(members: list[_Member], stage: int, n_epochs: int, ctx: Context, stop: list, report: bool,
+           solo: bool) -> None:
+    """One epoch of ``stage`` for models at the same point: each one's history entry and
+    checkpoint. A non-finite batch sets that model's error before anything of it is written; a
+    signal saves every model's epoch so far and raises."""
+    first = members[0].state
+    e = sum(h["stage"] == stage for h in first.history) + 1
+    where = f"epoch {len(first.history) + 1} (stage {stage}, epoch {e} of {n_epochs})"
     bars = report and sys.stderr.isatty()  # bars over batches in a terminal, else a line per epoch
-    stats = run_epoch(state.model, state.optimizer, state.x, config, state.shuffle, progress=bars,
-                      desc=f"stage {stage} epoch {e}/{n_epochs}", stop=stop, resume=state.partial,
-                      ctx=ctx, ddp=ddp)
-    state.partial = stats.partial
-    if stats.bad is not None:  # before any checkpoint: the last good one stays
-        raise NonFiniteError(where, *stats.bad, saved, out is not None)
-    if stats.partial is not None:  # a signal stopped it after batch partial["batch"]
-        data_parallel.checkpoint(ctx, out, state, config, stats.partial)
-        raise TrainingInterrupted(stop[0] if stop else signal.SIGTERM,
-                                  describe_checkpoint(out, history, stats.partial))
-    history.append({**stats.history_entry(), "stage": stage, "epoch": len(history) + 1})
-    if report and not bars:  # a notebook or a log: one plain line per epoch
-        planned = sum(n for _, n, _ in stages(config))
-        left = max(planned - len(history), 0) * sum(h["seconds"] for h in history) / len(history)
-        print(f"  {config.dataset} {config.method} seed {config.seed}: {where} done in "
-              f"{stats.seconds:.0f} s, train ELBO {stats.elbo:.1f}; about {left / 60:.1f} min left",
-              flush=True)
-    if out is None:
-        return saved
-    data_parallel.checkpoint(ctx, out, state, config)
-    return describe_checkpoint(out, history)
+    who = members[0].name if len(members) == 1 else f"{len(members)} models"
+    all_stats = run_group_epoch([m.state for m in members], [m.config for m in members], progress=bars,
+                                desc=f"{'' if solo else who + ' '}stage {stage} epoch {e}/{n_epochs}",
+                                stop=stop, ctx=ctx, ddp=members[0].ddp)
+    for m, stats in zip(members, all_stats, strict=True):
+        m.state.partial = stats.partial
+        if stats.bad is not None:  # before any checkpoint: the last good one stays
+            m.error = NonFiniteError(where if solo else f"{m.name}, {where}", *stats.bad, m.saved,
+                                     m.out is not None)
+    interrupted = [m for m, stats in zip(members, all_stats, strict=True)
+                   if stats.partial is not None and m.out is not None]
+    for m in interrupted:  # a signal stopped it after batch partial["batch"]
+        data_parallel.checkpoint(ctx, m.out, m.state, m.config, m.state.partial)
+    if interrupted:
+        raise TrainingInterrupted(stop[0] if stop else signal.SIGTERM, "; ".join(
+            describe_checkpoint(m.out, m.state.history, m.state.partial) for m in interrupted))
+    for m, stats in zip(members, all_stats, strict=True):
+        if m.error is not None:
+            continue
+        history = m.state.history
+        history.append({**stats.history_entry(), "stage": stage, "epoch": len(history) + 1})
+        if report and not bars:  # a notebook or a log: one plain line per epoch
+            planned = sum(n for _, n, _ in stages(m.config))
+            left = max(planned - len(history), 0) * sum(h["seconds"] for h in history) / len(history)
+            print(f"  {m.name}: {where} done in {stats.seconds:.0f} s, train ELBO {stats.elbo:.1f}; "
+                  f"about {left / 60:.1f} min left", flush=True)
+        if m.out is not None:
+            data_parallel.checkpoint(ctx, m.out, m.state, m.config)
+            m.saved = describe_checkpoint(m.out, history)
 
 
 def stages(config: TrainConfig) -> list[tuple[int, int, float | None]]:
@@ -313,84 +445,173 @@ class EpochStats:
 
 
 def run_epoch(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, config: TrainConfig,
-              shuffle: torch.Generator, *, progress: bool = False, desc: str = "", stop=(),
-              resume: dict | None = None, ctx: Context = ONE_PROCESS, ddp: nn.Module | None = None,
-              check_every_batch: bool | None = None) -> EpochStats:
-    """One pass over a seeded permutation of ``x`` (``shuffle``), one Adam step per batch of the
-    method's objective (:data:`sigmavae.objectives.OBJECTIVES`).
+              shuffle: torch.Generator, *, noise: torch.Generator | None = None, progress: bool = False,
+              desc: str = "", stop=(), resume: dict | None = None, ctx: Context = ONE_PROCESS,
+              ddp: nn.Module | None = None, check_every_batch: bool | None = None) -> EpochStats:
+    """One epoch of one model: :func:`run_group_epoch` for a group of one. ``noise``: the
+    generator of ε (default: one at torch's global stream as it stands)."""
+    noise = noise if noise is not None else noise_generator(x.device)
+    state = TrainState(model, optimizer, shuffle, x, noise, partial=resume)
+    return run_group_epoch([state], [config], progress=progress, desc=desc, stop=stop, ctx=ctx, ddp=ddp,
+                           check_every_batch=check_every_batch)[0]
+
+
+def run_group_epoch(states: list[TrainState], configs: list[TrainConfig], *, progress: bool = False,
+                    desc: str = "", stop=(), ctx: Context = ONE_PROCESS, ddp: nn.Module | None = None,
+                    check_every_batch: bool | None = None) -> list[EpochStats]:
+    """One pass of each model over its own seeded permutation of the shared data (``state.shuffle``),
+    one Adam step per batch of the method's objective (:data:`sigmavae.objectives.OBJECTIVES`),
+    the models of a group in one vmapped forward and backward (:func:`group_step`), each with its
+    own noise (``state.noise``), σ², floor, Adam and statistics. Every state must be at the same
+    batch (``state.partial``: where a signal stopped it, or None).
 
     Where the objective evaluated the likelihood at Eq. 10's σ²_* (``sigma_update="closed_form"``),
     the step stores it in the model: objectives never write the model. It stops after the current
-    batch once a signal has landed in ``stop`` (``partial`` is then set; pass it back as
-    ``resume``). A non-finite loss, ELBO or gradient is found from the finite counts of
+    batch once a signal has landed in ``stop`` (``partial`` is then set; it resumes from the
+    state's ``partial``). A non-finite loss, ELBO or gradient is found from the finite counts of
     :class:`EpochSums`, which name its batch (``bad``): with ``check_every_batch`` (default: on a
-    CPU, where reading a value is free) the epoch stops at once; otherwise (default on a GPU,
-    where it would cost a host synchronisation per batch) at the epoch's end.
+    CPU, where reading a value is free) that model leaves the epoch at once, the others go on;
+    otherwise (default on a GPU, where it would cost a host synchronisation per batch) it is found
+    at the epoch's end.
 
-    Under DDP (``ctx`` active, ``ddp`` the wrapped objective from
+    Under DDP (one model; ``ctx`` active, ``ddp`` the wrapped objective from
     :func:`sigmavae.data_parallel.wrap`) each rank takes its slice of every global batch; each
     batch's statistics, its smallest σ² and the stop flag are all-reduced, so the running sums
     (and the decisions to stop) are the same on every rank. That costs one host synchronisation
     per batch on a GPU, to read the stop flag.
     """
-    model.train()
-    objective = OBJECTIVES[config.method]
+    x = states[0].x
+    for state in states:
+        state.model.train()
     start = time.perf_counter()
-    if resume is None:
-        order, first, spent = torch.randperm(len(x), generator=shuffle), 0, 0.0
-        sums = EpochSums.zeros(x.device)
-    else:
-        order, first, spent = resume["order"], resume["batch"], resume["seconds"]
-        sums = EpochSums.from_dict(resume["sums"], x.device)
-    batches = order.to(x.device).split(config.batch_size)
-    params = list(model.parameters())
+    orders, sums, spent = [], [], []
+    for state in states:
+        resume = state.partial
+        if resume is None:
+            orders.append(torch.randperm(len(x), generator=state.shuffle))
+            sums.append(EpochSums.zeros(x.device))
+            spent.append(0.0)
+        else:
+            orders.append(resume["order"])
+            sums.append(EpochSums.from_dict(resume["sums"], x.device))
+            spent.append(resume["seconds"])
+    first = states[0].partial["batch"] if states[0].partial else 0
+    batches = [order.to(x.device).split(configs[0].batch_size) for order in orders]
+    n_batches = len(batches[0])
+    params = [list(state.model.parameters()) for state in states]
     if check_every_batch is None:
         check_every_batch = x.device.type == "cpu"
-    done = first
-    for i in tqdm(range(first, len(batches)), desc=desc, disable=not progress, leave=False,
-                  initial=first, total=len(batches)):
-        idx = batches[i]
+    active = list(range(len(states)))  # models still in this epoch (a diverged one leaves)
+    done = [first] * len(states)
+    stopped = False
+    for i in tqdm(range(first, n_batches), desc=desc, disable=not progress, leave=False,
+                  initial=first, total=n_batches):
+        models = [states[k].model for k in active]
+        idx = [batches[k][i] for k in active]
         if ddp is None:
-            loss, t = objective(model, as_float(x[idx]), config)
+            noise = [draw_noise(configs[k], len(j), states[k].model.latent_dim, states[k].noise, x.device)
+                     for k, j in zip(active, idx, strict=True)]
+            losses, terms = group_step(models, [configs[k] for k in active], [as_float(x[j]) for j in idx],
+                                       noise)
         else:
-            idx, shard = Shard.of(idx, ctx)
-            loss, t = ddp(as_float(x[idx]), shard.sizes)
-        if t.sigma2_star is not None:  # §3.3's closed-form step: σ² ← this batch's Eq. 10 optimum
-            model.set_sigma2(t.sigma2_star)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+            local, shard = Shard.of(idx[0], ctx)
+            noise = draw_noise(configs[0], len(local), models[0].latent_dim, states[0].noise, x.device)
+            loss, t = ddp(as_float(x[local]), shard.sizes, noise)
+            losses, terms = [loss], [t]
+        for model, t in zip(models, terms, strict=True):
+            if t.sigma2_star is not None:  # §3.3's closed-form step: σ² ← this batch's Eq. 10 optimum
+                model.set_sigma2(t.sigma2_star)
+        for k in active:
+            states[k].optimizer.zero_grad(set_to_none=True)
+        (losses[0] if len(losses) == 1 else torch.stack(losses).sum()).backward()  # independent losses
         with torch.no_grad():  # Σ|g| is non-finite iff a gradient is (short of 3e38); the squares
             # of a 2-norm overflow from |g| ~ 1e19, and an ∞-norm is 3× slower on a CPU
-            grad = torch.stack(torch._foreach_norm([p.grad for p in params if p.grad is not None], 1)).sum()
-        optimizer.step()
+            grads = [torch.stack(torch._foreach_norm([p.grad for p in params[k] if p.grad is not None],
+                                                     1)).sum() for k in active]
+        for k in active:
+            states[k].optimizer.step()
         with torch.no_grad():
-            n = len(idx)
-            var = t.log_var.exp()
             stopped = bool(stop)
-            if ddp is None:
-                sums.add(torch.stack([loss * n, t.elbo.sum(), t.recon.sum(), t.kl.sum(), var.mean() * n,
-                                      grad]))
-                sums.sigma2_min = torch.minimum(sums.sigma2_min, var.min())
-            else:  # the global batch's sums: this rank's loss is N/B·Σ_shard (Shard.mean), so ·B/N
-                part = torch.stack([loss * (shard.global_size / ctx.world_size), t.elbo.sum(), t.recon.sum(),
-                                    t.kl.sum(), var.mean() * n, grad])
-                low = torch.stack([var.min().float(), torch.tensor(-float(stopped), device=x.device)])
-                sums.add(all_sum(part, ctx))
-                all_min(low, ctx)
-                sums.sigma2_min = torch.minimum(sums.sigma2_min, low[0])
-                stopped = bool(low[1] < 0)  # a signal on any rank stops every rank after this batch
-            sums.count_finite()
-        done = i + 1
-        if stopped or (check_every_batch and not math.isfinite(float(sums.loss + sums.elbo + sums.grad))):
+            for k, j, loss, t, grad in zip(active, idx, losses, terms, grads, strict=True):
+                n, var = len(j), t.log_var.exp()
+                if ddp is None:
+                    sums[k].add(torch.stack([loss * n, t.elbo.sum(), t.recon.sum(), t.kl.sum(),
+                                             var.mean() * n, grad]))
+                    sums[k].sigma2_min = torch.minimum(sums[k].sigma2_min, var.min())
+                else:  # the global batch's sums: this rank's loss is N/B·Σ_shard (Shard.mean), so ·B/N
+                    part = torch.stack([loss * (shard.global_size / ctx.world_size), t.elbo.sum(),
+                                        t.recon.sum(), t.kl.sum(), var.mean() * n, grad])
+                    low = torch.stack([var.min().float(), torch.tensor(-float(stopped), device=x.device)])
+                    sums[k].add(all_sum(part, ctx))
+                    all_min(low, ctx)
+                    sums[k].sigma2_min = torch.minimum(sums[k].sigma2_min, low[0])
+                    stopped = bool(low[1] < 0)  # a signal on any rank stops every rank after this batch
+                sums[k].count_finite()
+                done[k] = i + 1
+        if check_every_batch:
+            active = [k for k in active if math.isfinite(float(sums[k].loss + sums[k].elbo + sums[k].grad))]
+        if stopped or not active:
             break
+    seconds = time.perf_counter() - start
+    return [_stats(sums[k], done[k], n_batches, len(x), spent[k] + seconds, orders[k])
+            for k in range(len(states))]
+
+
+def _stats(sums: EpochSums, done: int, n_batches: int, n: int, seconds: float, order) -> EpochStats:
+    """The epoch's means from its sums; ``bad`` from the finite counts, ``partial`` if it stopped
+    early without diverging."""
     good, good_grad = int(sums.good), int(sums.good_grad)
     bad = None
     if min(good, good_grad) < done:  # counted from the epoch's start, so they name the batch
-        bad = (min(good, good_grad) + 1, len(batches), "loss or ELBO" if good <= good_grad else "gradient")
-    n = len(x)
+        bad = (min(good, good_grad) + 1, n_batches, "loss or ELBO" if good <= good_grad else "gradient")
     stats = EpochStats(float(sums.loss) / n, float(sums.elbo) / n, float(sums.recon) / n, float(sums.kl) / n,
-                       float(sums.sigma2) / n, float(sums.sigma2_min), spent + time.perf_counter() - start,
-                       bad)
-    if done < len(batches) and bad is None:  # (under DDP the sums are every rank's: rank 0 saves them)
+                       float(sums.sigma2) / n, float(sums.sigma2_min), seconds, bad)
+    if done < n_batches and bad is None:  # (under DDP the sums are every rank's: rank 0 saves them)
         stats.partial = {"order": order, "batch": done, "sums": sums.to_dict(), "seconds": stats.seconds}
     return stats
+
+
+class _Step(nn.Module):
+    """The objective as a module's forward, for :func:`torch.func.functional_call` (VAE has
+    encode/decode, no forward)."""
+
+    def __init__(self, model: VAE, config: TrainConfig):
+        super().__init__()
+        self.model, self.config = model, config
+
+    def forward(self, x: torch.Tensor, noise: tuple[torch.Tensor, ...]):
+        loss, t = OBJECTIVES[self.config.method](self.model, x, self.config, noise=noise)
+        if t.sigma2_star is None:  # vmap returns tensors only
+            t = t._replace(sigma2_star=loss.new_zeros(()))
+        return loss, t
+
+
+def group_step(models: list[VAE], configs: list[TrainConfig], xs: list[torch.Tensor],
+               noise: list[tuple]) -> tuple[list[torch.Tensor], list]:
+    """Each model's objective on its own batch with its own noise: ([loss], [ElboTerms]).
+
+    One model: its objective, called as it is. Several: one set of kernels for all of them,
+    :func:`torch.func.vmap` over :func:`torch.func.functional_call` of the first model with every
+    model's parameters and buffers stacked (the floors among the buffers), the networks' batched
+    convolutions and products. ``torch.stack`` of each model's own parameters carries each one's
+    gradient back to it, so each model keeps its own Adam: mathematically each model's step alone.
+    """
+    if len(models) == 1:
+        loss, t = OBJECTIVES[configs[0].method](models[0], xs[0], configs[0], noise=noise[0])
+        return [loss], [t]
+    base = models[0]
+    stacked = {name: torch.stack([m.get_parameter(name) for m in models])
+               for name, _ in base.named_parameters()}
+    stacked |= {name: torch.stack([m.get_buffer(name) for m in models]) for name, _ in base.named_buffers()}
+    step = _Step(base, configs[0])  # objectives read the config's β, σ² update, λ: shared by the group
+
+    def one(tensors, x, eps):
+        return torch.func.functional_call(step, {f"model.{k}": v for k, v in tensors.items()}, (x, eps))
+
+    loss, t = torch.func.vmap(one, randomness="error")(stacked, torch.stack(xs),
+                                                      tuple(torch.stack(d) for d in zip(*noise, strict=True)))
+    closed = base.variance == "global" and configs[0].sigma_update == "closed_form"  # as elbo_loss
+    closed = t.sigma2_star if closed else None
+    terms = [t._replace(**{f: getattr(t, f)[k] for f in t._fields if f != "sigma2_star"},
+                        sigma2_star=None if closed is None else closed[k]) for k in range(len(models))]
+    return list(loss.unbind()), terms
