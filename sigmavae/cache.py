@@ -22,6 +22,7 @@ was computed).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -39,10 +40,11 @@ from . import __version__
 from .config import TrainConfig
 from .data import load_dataset
 from .fid import make_extractor
-from .runs import load_run
+from .precision import resolve_precision
+from .runs import load_run, run_precision
 from .runtime import Runtime, atomic_write, resolve_device
 from .sampling import GaussianMixturePrior, fit_aggregate_posterior
-from .training import train
+from .training import check_group, train_group
 
 
 def config_key(config: TrainConfig) -> str:
@@ -58,22 +60,49 @@ def run_dir(config: TrainConfig, cache: str | os.PathLike) -> Path:
 
 def cached_run(config: TrainConfig, *, runtime: Runtime) -> Path:
     """The run directory of ``config`` in ``runtime``'s cache, trained (once, under a lock, with
-    ``runtime``'s device, data and download permission) if it is not cached yet; a training that
-    was killed or interrupted is resumed where its last checkpoint left it."""
-    target = run_dir(config, runtime.cache)
-    if (target / "model.pt").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if we die
-        if (target / "model.pt").is_file():  # another process finished it while we waited
-            return target
-        for stale in target.parent.glob(target.name + ".tmp-*"):  # left by versions before .partial
-            shutil.rmtree(stale, ignore_errors=True)
-        partial = target.with_name(target.name + ".partial")
-        train(config, out_dir=partial, runtime=runtime, resume=True)
-        os.replace(partial, target)
-    return target
+    ``runtime``'s device, precision, data and download permission) if it is not cached yet; a
+    training that was killed or interrupted is resumed where its last checkpoint left it."""
+    return cached_runs([config], runtime=runtime)[0]
+
+
+def cached_runs(configs: list[TrainConfig], *, runtime: Runtime) -> list[Path]:
+    """:func:`cached_run` for a group of models that share networks and objective
+    (:func:`sigmavae.training.check_group`): those not cached yet train together, in one vmapped
+    step (:func:`sigmavae.training.train_group`), each into its own entry. The locks are taken in
+    key order, so processes asking for overlapping groups never wait on each other in a circle.
+    A model that diverges raises once the others are in place."""
+    check_group(configs)
+    targets = [run_dir(c, runtime.cache) for c in configs]
+    if all((t / "model.pt").is_file() for t in targets):
+        return targets
+    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as locks:
+        for t in sorted(set(targets)):
+            lock = locks.enter_context(open(t.with_suffix(".lock"), "w"))
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if we die
+        todo = [i for i, t in enumerate(targets) if not (t / "model.pt").is_file()]  # another process
+        for i in todo:  # may have finished some while we waited
+            for stale in targets[i].parent.glob(targets[i].name + ".tmp-*"):  # left by old versions
+                shutil.rmtree(stale, ignore_errors=True)
+        partials = [targets[i].with_name(targets[i].name + ".partial") for i in todo]
+        try:
+            if todo:
+                train_group([configs[i] for i in todo], out_dirs=partials, runtime=runtime, resume=True)
+        finally:  # the models that finished go into place, also when another one diverged
+            for i, partial in zip(todo, partials, strict=True):
+                if (partial / "model.pt").is_file() and not (partial / "checkpoint.pt").exists():
+                    os.replace(partial, targets[i])
+    return targets
+
+
+def groups(configs, size: int) -> list[list[TrainConfig]]:
+    """``configs`` in groups of at most ``size`` models that share networks and objective (all
+    fields but seed and σ² equal), in the order first met."""
+    by: dict[str, list[TrainConfig]] = {}
+    for c in configs:
+        shared = {k: v for k, v in dataclasses.asdict(c).items() if k not in ("seed", "sigma2")}
+        by.setdefault(json.dumps(shared, sort_keys=True), []).append(c)
+    return [g[i:i + size] for g in by.values() for i in range(0, len(g), size)]
 
 
 def settings_key(settings: dict) -> str:
@@ -90,7 +119,9 @@ class Store:
         self.runtime = runtime
         self.base = runtime.cache
         self.device = resolve_device(runtime.device)
+        self.precision = resolve_precision(runtime.precision, self.device)  # what this store computes in
         self.progress = runtime.progress
+        self._provenance: Counter = Counter()  # (what, precision) of each model and score used
         self._run_dirs: dict = {}  # config key → a run directory outside the cache (attach)
         self.computed: Counter = Counter()
         self._models: dict = {}
@@ -119,6 +150,9 @@ class Store:
         """Use the trained run directory ``path`` (e.g. of ``sigmavae train --out``) for
         ``config``: its q̂ and scores are then read from and written to ``path``."""
         self._run_dirs[config_key(config)] = Path(path)
+        model.precision = self.precision
+        recorded = (Path(path) / "config.json").is_file()  # a run directory; else a model built in hand
+        self._provenance["trained", run_precision(path) if recorded else "unrecorded"] += 1
         self._models[config_key(config)] = model
 
     def model(self, config: TrainConfig):
@@ -128,19 +162,38 @@ class Store:
             if not (self.run_dir(config) / "model.pt").is_file():
                 self.computed["model"] += 1
             path = cached_run(config, runtime=self.runtime)
-            self._models[key] = load_run(path, self.device)[0]
+            model = load_run(path, self.device)[0]
+            model.precision = self.precision  # evaluated in this store's precision
+            self._provenance["trained", run_precision(path)] += 1
+            self._models[key] = model
         return self._models[key]
+
+    def provenance(self) -> dict[str, dict[str, int]]:
+        """In which precision the models this store used were trained and its scores computed:
+        {"trained": {"bf16": n, ...}, "scored": {...}} (runs and scores of versions before bf16:
+        fp32). Every page prints it (:func:`sigmavae.reports.publish`)."""
+        out: dict[str, dict[str, int]] = {"trained": {}, "scored": {}}
+        for (what, precision), n in sorted(self._provenance.items()):
+            out[what][precision] = n
+        return out
 
     def train(self, configs) -> None:
         """Train those of ``configs`` that are not cached yet, saying which model of how many (a
         notebook run with papermill's --log-output shows it in the terminal)."""
         unique = {config_key(c): c for c in configs}.values()
         missing = [c for c in unique if not (self.run_dir(c) / "model.pt").is_file()]
-        for i, c in enumerate(missing, 1):
+        done = 0
+        for group in groups(missing, self.runtime.group_size(self.device)):
             if self.progress:
-                print(f"training model {i} of {len(missing)}: {c.dataset} {c.method} seed {c.seed}, "
-                      f"{c.epochs1} + {c.epochs2} epochs", flush=True)
-            self.model(c)
+                names = ", ".join(f"seed {c.seed}" + (f" σ² {c.sigma2:g}" if c.method == "fixed" else "")
+                                  for c in group)
+                which = f"{done + 1}" if len(group) == 1 else f"{done + 1}-{done + len(group)}"
+                c = group[0]
+                print(f"training model {which} of {len(missing)}: {c.dataset} {c.method} {names}, "
+                      f"{c.epochs1} + {c.epochs2} epochs, {self.precision}", flush=True)
+            cached_runs(group, runtime=self.runtime)
+            self.computed["model"] += len(group)
+            done += len(group)
 
     def qhat(self, config: TrainConfig, components: int, seed: int, points: int | None = None):
         """q̂ (Eq. 13) of ``config``'s model: ``components`` Gaussians fitted on one posterior
@@ -178,8 +231,12 @@ class Store:
         folder = (self.run_dir(config) if config is not None else self.base) / "scores"
         path = folder / f"{kind}-{settings_key(settings)}.json"
         if path.is_file():
-            return json.loads(path.read_text())["value"]
+            stored = json.loads(path.read_text())
+            self._provenance["scored", stored.get("precision", "fp32")] += 1
+            return stored["value"]
         value = compute()
-        atomic_write(path, json.dumps({"kind": kind, "settings": settings, "value": value}, indent=1))
+        atomic_write(path, json.dumps({"kind": kind, "settings": settings, "value": value,
+                                       "precision": self.precision}, indent=1))
+        self._provenance["scored", self.precision] += 1
         self.computed[kind] += 1
         return value

@@ -37,6 +37,7 @@ from .config import TrainConfig
 from .fid import FID_KINDS, generate
 from .params import Params, resolve_params
 from .plots import save_grid
+from .precision import PRECISIONS
 from .runs import TrainingInterrupted, load_run, run_config
 from .runtime import Runtime, atomic_write, resolve_device
 from .scores import elbo_score, fid_score, iwae_score, kl_score, latent_distribution
@@ -66,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
 
     def common(sp):
         sp.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+        sp.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="the networks' arithmetic: auto (bf16 on CUDA and on CPUs with AMX or "
+                             "AVX512-BF16, else fp32), bf16 or fp32 (default: $SIGMAVAE_PRECISION, else "
+                             "auto)")
         sp.add_argument("--data-root", default=None,
                         help="folder holding MNIST/raw, FashionMNIST/raw (else $SIGMAVAE_DATA)")
         sp.add_argument("--download", action="store_true", help="allow torchvision to download")
@@ -130,6 +135,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--slurm-time", type=int, default=720, help="submitit: minutes before a job is killed")
     r.add_argument("--submitit-folder", default=None,
                    help="submitit's pickles and job logs (default <cache>/submitit; shared on a cluster)")
+    r.add_argument("--group", type=int, default=None,
+                   help="models that share networks train this many in one vmapped step (default "
+                        "$SIGMAVAE_GROUP, else 8 on a GPU, 1 on a CPU)")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a notebook parameter over the profile's, e.g. -p data_root ../data")
     return p
@@ -137,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # Numeric options and their smallest allowed value, checked before any work starts.
 MINIMUM = {"iwae_k": 1, "iwae_n": 1, "components": 1, "kl_samples": 1, "kl_runs": 1, "fid_n": 2, "n": 1,
-           "nrow": 1, "jobs": 1, "slurm_gpus": 0, "slurm_cpus": 1, "slurm_time": 1}
+           "nrow": 1, "jobs": 1, "slurm_gpus": 0, "slurm_cpus": 1, "slurm_time": 1, "group": 1}
 
 
 def _check(args) -> None:
@@ -202,7 +210,7 @@ def _train(args) -> int:
     per_epoch = sum(h["seconds"] for h in history) / len(history)
     ranks = int(os.environ.get("WORLD_SIZE", "1"))
     where = f"{ranks} ranks (torchrun)" if ranks > 1 else resolve_device(args.device)
-    print(f"trained {len(history)} epochs on {where} "
+    print(f"trained {len(history)} epochs on {where} in {model.precision} "
           f"({per_epoch:.1f} s/epoch): train ELBO {last['elbo']:.1f} nats, "
           f"σ²_dataset {model.sigma2:.5g}, variance mode {model.variance} → {args.out}")
     return 0
@@ -210,8 +218,9 @@ def _train(args) -> int:
 
 def _runtime(args, progress: bool = False) -> Runtime:
     """The runtime settings of the common options (device, data root, download, FID weights)."""
-    return Runtime(device=args.device, data_root=args.data_root, download=args.download or None,
-                   fid_weights=getattr(args, "fid_weights", None), progress=progress)
+    return Runtime(device=args.device, precision=args.precision, data_root=args.data_root,
+                   download=args.download or None, fid_weights=getattr(args, "fid_weights", None),
+                   progress=progress)
 
 
 def _run_params(args, config: TrainConfig, **given) -> Params:
@@ -221,7 +230,8 @@ def _run_params(args, config: TrainConfig, **given) -> Params:
     rt = _runtime(args)
     return resolve_params({}, given.pop("needs_fid", False), dataset=config.dataset,
                           latent_dim=config.latent_dim, components=args.components, seeds=[args.seed],
-                          device=str(rt.device), data_root=rt.data_root, download=rt.download,
+                          device=str(rt.device), precision=rt.precision, data_root=rt.data_root,
+                          download=rt.download,
                           fid_weights=rt.fid_weights, progress=False, **given)
 
 
@@ -309,6 +319,8 @@ def _reproduce(args) -> int:
     logger = logging.getLogger("papermill")
     logger.addHandler(handler)
     level, logger.level = logger.level, logging.INFO
+    if args.group is not None:  # the notebooks' kernels and the training processes inherit it
+        os.environ["SIGMAVAE_GROUP"] = str(args.group)
     submitit_options = {"partition": args.slurm_partition, "gpus_per_job": args.slurm_gpus,
                         "cpus_per_job": args.slurm_cpus, "timeout_min": args.slurm_time,
                         "folder": args.submitit_folder}

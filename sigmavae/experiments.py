@@ -64,7 +64,8 @@ __all__ = ["RUNNERS", "Outcome", "appendix_samples", "figure1", "figure2", "reso
 class Outcome:
     """What an artefact measured: ``numbers`` (JSON-able, Estimates as mean/std/values/stderr),
     ``claims`` decided, ``checks`` (true by construction, shown as checks), ``headline`` (the
-    values the book's summary pastes) and ``figures`` (data to draw, not saved)."""
+    values the book's summary pastes), ``figures`` (data to draw, not saved) and ``computed``: the
+    precisions its models were trained and its scores computed in (:meth:`Store.provenance`)."""
 
     artefact: str
     params: Params
@@ -73,13 +74,14 @@ class Outcome:
     checks: list[dict] = field(default_factory=list)
     headline: dict = field(default_factory=dict)
     figures: dict = field(default_factory=dict)
+    computed: dict = field(default_factory=dict)  # how: the precisions of its models and scores
 
     def to_json(self) -> dict:
         return {"artefact": self.artefact, "profile": self.params.profile,
                 "differences": list(self.params.differences), "dataset": self.params.dataset,
                 "seeds": list(self.params.seeds), "parameters": self.params.to_json(),
                 "numbers": _jsonable(self.numbers), "claims": [c.to_json() for c in self.claims],
-                "checks": self.checks, "headline": self.headline}
+                "checks": self.checks, "headline": self.headline, "computed": self.computed}
 
 
 def _jsonable(x):
@@ -201,7 +203,7 @@ def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, exten
                 "kl_001": kl["0.01"].text(3), "paper_kl_001": paper.TABLE1[0.01][0]}
     headline["collapsed"] = _listed(collapsed)
     return Outcome("table1", p, numbers, paper.table1_claims(sigma2, kl, collapsed), headline=headline,
-                   figures={"densities": columns, "extent": extent})
+                   figures={"densities": columns, "extent": extent}, computed=store.provenance())
 
 
 def figure1(p: Params, store: Store | None = None) -> Outcome:
@@ -234,7 +236,7 @@ def figure1(p: Params, store: Store | None = None) -> Outcome:
     headline["collapsed"] = _listed(collapsed)
     epochs = {k: _epochs(c) for k, c in sweep_models(p, p.seeds[0]).items()}
     return Outcome("figure1", p, {**by, "fid_kind": kind, "beats_mean_image": beats, "collapsed": collapsed,
-                                  "epochs": epochs}, claims, headline=headline)
+                                  "epochs": epochs}, claims, headline=headline, computed=store.provenance())
 
 
 # ----------------------------------------------------------------------------- Table 2, Figure 2
@@ -283,7 +285,8 @@ def table2(p: Params, store: Store | None = None) -> Outcome:
                 "collapsed": _listed(fids["collapsed"])}
     return Outcome("table2", p, {**fids, "protocol": protocol, "fid_kind": kind, "paper": ref},
                    claims, headline=headline,
-                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), 64)})
+                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), 64)},
+                   computed=store.provenance())
 
 
 def figure2(p: Params, store: Store | None = None) -> Outcome:
@@ -300,7 +303,7 @@ def figure2(p: Params, store: Store | None = None) -> Outcome:
                 "collapsed": _listed(fids["collapsed"])}
     return Outcome("figure2", p, {**fids, "gain": gains, "fid_kind": kind},
                    paper.figure2_claims(gains, fids["collapsed"]), headline=headline,
-                   figures={"samples": _sample_grids(p, store, ["ours"], 64)})
+                   figures={"samples": _sample_grids(p, store, ["ours"], 64)}, computed=store.provenance())
 
 
 def _sample_grids(p: Params, store: Store, methods, n: int) -> dict:
@@ -388,7 +391,7 @@ def table3(p: Params, store: Store | None = None) -> Outcome:
         headline |= {"paper_implied_sigma2": implied, "paper_floor_bound": paper.floor_bound(d, implied / 2)}
     epochs = {n: _epochs(c) for n, c in table3_models(p, p.seeds[0]).items()}
     numbers = {**by, "collapsed": collapsed, "paper": ref, "epochs": epochs}
-    return Outcome("table3", p, numbers, claims, checks, headline)
+    return Outcome("table3", p, numbers, claims, checks, headline, computed=store.provenance())
 
 
 # ----------------------------------------------------------------------------- Table 4
@@ -440,7 +443,7 @@ def table4(p: Params, store: Store | None = None) -> Outcome:
     grids["prior"] = generate(model, StandardNormalPrior(model.latent_dim), 64, seed)
     return Outcome("table4", p, {**by, "fid_prior": est["prior"], "fid_kind": kind,
                                  "epochs": {"ours": _epochs(config)}}, claims,
-                   headline=headline, figures={"samples": {"ours": grids}})
+                   headline=headline, figures={"samples": {"ours": grids}}, computed=store.provenance())
 
 
 # ----------------------------------------------------------------------------- Figures 3-4
@@ -491,7 +494,7 @@ def uncertainty(p: Params, store: Store | None = None) -> Outcome:
                                       generated_spearman=est["generated_spearman"])
     return Outcome("figure3_4", p, est, claims, checks, headline,
                    figures={"reconstructions": (x, recon, log_var_r.exp()),
-                            "samples": (gen, log_var_g.exp())})
+                            "samples": (gen, log_var_g.exp())}, computed=store.provenance())
 
 
 # ----------------------------------------------------------------------------- appendix
@@ -504,7 +507,8 @@ def appendix_samples(p: Params, store: Store | None = None) -> Outcome:
     epochs = {n: _epochs(c) for n, c in table2_models(p, p.seeds[0]).items()}
     return Outcome("appendix", p, {"beats_mean_image": beats, "collapsed": collapsed, "epochs": epochs}, [],
                    headline={"collapsed": _listed(collapsed)},
-                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), p.n_samples)})
+                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), p.n_samples)},
+                   computed=store.provenance())
 
 
 RUNNERS = {"table1": table1, "figure1": figure1, "table2": table2, "table3": table3, "table4": table4,

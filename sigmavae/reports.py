@@ -39,6 +39,15 @@ def header(p: Params) -> str:
             f"{choose_fid(p.fid, p.runtime)} FID")
 
 
+def computed_line(computed: dict) -> str:
+    """In words: the precisions that produced a page's models and scores (:class:`Outcome.computed`)."""
+    def part(counts: dict) -> str:
+        return ", ".join(f"{p} ({n})" for p, n in counts.items()) or "none"
+
+    return (f"precision (sigmavae.precision): models trained in {part(computed.get('trained', {}))}; "
+            f"scores computed in {part(computed.get('scored', {}))}")
+
+
 def spread_note(p: Params) -> str:
     if len(p.seeds) > 1:
         return f"mean ± std over {len(p.seeds)} seeds"
@@ -262,7 +271,8 @@ def publish(o: Outcome, results_dir="results"):
     where nothing is decided). Without myst-nb (e.g. on Colab) only the JSON is written: there is
     no book to paste into."""
     save_results(o, results_dir)
-    values = {**o.headline, "profile": header(o.params)}
+    print(computed_line(o.computed))
+    values = {**o.headline, "profile": header(o.params), "computed": computed_line(o.computed)}
     for i, c in enumerate(o.claims):
         values |= {f"claim{i}_text": c.text, f"claim{i}": c.verdict, f"claim{i}_margin": c.margin_text()}
     values["claims_failing"] = "; ".join(f"{c.text} ({c.margin_text()})" for c in o.claims

@@ -26,7 +26,7 @@ import papermill
 import torch
 
 from .artefacts import ARTEFACTS, required_configs, resolve
-from .cache import cached_run
+from .cache import cached_runs, groups
 from .params import PROFILES, unknown_names
 from .runtime import Runtime, resolve_device
 from .sweeps import train_with_submitit
@@ -119,7 +119,9 @@ def fold_injected_parameters(path: Path) -> None:
 
 
 def train_concurrently(configs, jobs: int, runtime: Runtime, threads: int | None = None) -> None:
-    """Each config into ``runtime``'s model cache (:func:`cached_run`), ``jobs`` processes at once.
+    """Each config into ``runtime``'s model cache, ``jobs`` processes at once, each training a
+    group of models that share networks in one vmapped step (:func:`cached_runs`, groups of
+    ``runtime.group_size``: 8 on a GPU, 1 on a CPU by default).
 
     ``threads``: torch's intra-op threads per process; default on a CPU: its threads ÷ ``jobs``
     (left to torch, each would take them all and the processes would fight over the cores).
@@ -129,7 +131,8 @@ def train_concurrently(configs, jobs: int, runtime: Runtime, threads: int | None
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_set_threads,
                              initargs=(threads,)) as pool:
-        futures = [pool.submit(cached_run, c, runtime=runtime) for c in configs]
+        size = runtime.group_size(resolve_device(runtime.device))
+        futures = [pool.submit(cached_runs, g, runtime=runtime) for g in groups(configs, size)]
         for future in futures:
             future.result()  # re-raises a failed training here
 

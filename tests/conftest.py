@@ -1,5 +1,12 @@
+import os
+
 import pytest
 import torch
+
+# The tests compare with mathematics at fp32 tolerances: they run the fp32 path unless a test asks
+# for bf16 (tests/test_precision.py), whatever CPU CI lands on. Subprocesses (the CLI, notebooks)
+# inherit it.
+os.environ.setdefault("SIGMAVAE_PRECISION", "fp32")
 
 
 @pytest.fixture(autouse=True)

@@ -51,8 +51,8 @@ def test_two_processes_train_once(tmp_path):
         from sigmavae.config import TrainConfig
         from sigmavae.runtime import Runtime
         calls = []
-        real = c.train
-        c.train = lambda *a, **k: (calls.append(1), real(*a, **k))[1]
+        real = c.train_group
+        c.train_group = lambda *a, **k: (calls.append(1), real(*a, **k))[1]
         here = Runtime(device="cpu", cache_dir={str(tmp_path)!r}, progress=False)
         print(c.cached_run(TrainConfig(**{SMALL!r}), runtime=here), len(calls))
     """)

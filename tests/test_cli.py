@@ -160,11 +160,11 @@ def test_sigterm_checkpoints_and_resume_continues(tmp_path, monkeypatch, capsys)
     args = small_digits(monkeypatch) + ["--out", str(tmp_path / "run")]
     real, calls = training.OBJECTIVES["sigma"], []
 
-    def objective(*a):  # SIGTERM during the 2nd batch of stage 2 (3 batches an epoch)
+    def objective(*a, **kw):  # SIGTERM during the 2nd batch of stage 2 (3 batches an epoch)
         calls.append(1)
         if len(calls) == 5:
             os.kill(os.getpid(), signal.SIGTERM)
-        return real(*a)
+        return real(*a, **kw)
 
     monkeypatch.setitem(training.OBJECTIVES, "sigma", objective)
     assert main(args) == 128 + signal.SIGTERM

@@ -5,7 +5,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "sigmavae"
 # Bottom first, as the README lists them.
-ORDER = ["__init__", "runtime", "data", "config", "distributed", "likelihoods", "models", "objectives",
+ORDER = ["__init__", "runtime", "precision", "data", "config", "distributed", "likelihoods", "models", "objectives",
          "runs", "data_parallel", "training", "sampling", "metrics", "classifier", "fid", "cache", "claims",
          "paper", "params", "artefacts", "scores", "experiments", "plots", "reports", "sweeps", "reproduce",
          "cli"]

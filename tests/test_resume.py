@@ -103,11 +103,11 @@ def signal_at(monkeypatch, call, signum):
     """Make the objective send ``signum`` to this process during its ``call``-th batch."""
     real, calls = training.OBJECTIVES["sigma"], []
 
-    def objective(*args):
+    def objective(*args, **kwargs):
         calls.append(1)
         if len(calls) == call:
             os.kill(os.getpid(), signum)
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setitem(training.OBJECTIVES, "sigma", objective)
 
@@ -141,9 +141,9 @@ def poison(monkeypatch, call, where):
     """A NaN in the loss, or (loss finite) in every gradient, from the ``call``-th batch on."""
     real, calls = training.OBJECTIVES["sigma"], []
 
-    def objective(*args):
+    def objective(*args, **kwargs):
         calls.append(1)
-        loss, t = real(*args)
+        loss, t = real(*args, **kwargs)
         if len(calls) >= call:
             if where == "loss":
                 loss = loss * float("nan")

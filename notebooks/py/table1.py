@@ -39,6 +39,7 @@ kl_samples = None  # Monte Carlo draws per KL estimate (the paper: 10,000)
 kl_runs = None  # KL estimates, whose std the table shows (the paper: 10)
 download = None  # True lets torchvision and pytorch-fid download data and weights
 device = "auto"  # auto (CUDA when present) or cpu, cuda, cuda:1
+precision = None  # auto (bf16 on CUDA and AMX CPUs, else fp32) | bf16 | fp32 (None: $SIGMAVAE_PRECISION)
 data_root = None  # folder holding MNIST/raw and FashionMNIST/raw (None: $SIGMAVAE_DATA)
 cache_dir = None  # models, q̂ and scores (None: $SIGMAVAE_CACHE or ~/.cache/sigmavae)
 results_dir = "results"  # where this notebook writes its numbers as JSON

@@ -36,6 +36,7 @@ fid_bootstrap = None  # resamples for each FID's standard deviation (default 50)
 components_list = None  # the M to compare, a list: -p components_list "[8, 32, 128]"
 download = None  # True lets torchvision and pytorch-fid download data and weights
 device = "auto"  # auto (CUDA when present) or cpu, cuda, cuda:1
+precision = None  # auto (bf16 on CUDA and AMX CPUs, else fp32) | bf16 | fp32 (None: $SIGMAVAE_PRECISION)
 data_root = None  # folder holding MNIST/raw and FashionMNIST/raw (None: $SIGMAVAE_DATA)
 cache_dir = None  # models, q̂ and scores (None: $SIGMAVAE_CACHE or ~/.cache/sigmavae)
 results_dir = "results"  # where this notebook writes its numbers as JSON
