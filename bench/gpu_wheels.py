@@ -8,8 +8,9 @@ of their own needs.
 The image's packages are :data:`DEVICE_HAS`, copied from the device tool's KINDS.md (its list as read
 on 2026-11-17); ``check`` fails, naming them, where a carried wheel needs something that is neither
 carried nor there, or where one package is carried in two versions (the install would stop).
-``download --image DIR`` also fetches, into DIR, the image's own packages the carried wheels need,
-so that a rehearsal here can install both into bare targets and import the chain with Python 3.12.
+Left out on purpose: :data:`OPTIONAL`. ``download --image DIR`` also fetches, into DIR, the image's
+own packages the carried wheels need, so that a rehearsal here can install both into bare targets
+and import the chain with Python 3.12.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 NEEDED = ["papermill", "nbclient", "nbformat", "ipykernel", "jupyter_client"]
 NO_DEPS = ["pytorch-fid"]  # its needs (torch, torchvision, numpy, pillow, scipy) are all in the image
+# Declared needs that the notebooks run without, left out for the 64 MiB the device tool carries
+# (10 MiB of the 15): ipykernel's debugger (debugpy) and IPython's completion (jedi, and its parso)
+# are imported only where they are there; the rehearsal runs papermill without them.
+OPTIONAL = {"debugpy", "jedi", "parso"}
 DEVICE_HAS = {canonicalize_name(n) for n in """
 absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs botorch build
 certifi charset-normalizer chex click cloudpickle cmake colorama contourpy coverage cuda-bindings
@@ -96,12 +101,13 @@ def check(folder: Path) -> tuple[list[str], set[str]]:
         if name in DEVICE_HAS:
             problems.append(f"{whl.name}: the image has {name} already (two versions stop the install)")
         if name in {canonicalize_name(n) for n in NO_DEPS}:
-            missing = [r.name for r in needs(whl) if canonicalize_name(r.name) not in DEVICE_HAS | set(carried)]
+            there = DEVICE_HAS | set(carried)
+            missing = [r.name for r in needs(whl) if canonicalize_name(r.name) not in there]
             problems += [f"{whl.name} needs {m}, neither carried nor in the device image" for m in missing]
             continue  # torch & co: there, and too big to fetch for a rehearsal
         for r in needs(whl):
             need = canonicalize_name(r.name)
-            if need in carried:
+            if need in carried or need in OPTIONAL:
                 continue
             if need in DEVICE_HAS:
                 from_image.add(need)
@@ -122,12 +128,12 @@ def main() -> int:
         pip_download(NEEDED, args.folder, deps=True)
         pip_download(NO_DEPS, args.folder, deps=False)
         for name, whl in wheels(args.folder).items():
-            if name in DEVICE_HAS:  # the image has it: carrying a second version would stop the install
-                whl.unlink()
+            if name in DEVICE_HAS or name in OPTIONAL:  # the image has it (a second version would stop the
+                whl.unlink()  # install), or nothing the notebooks do needs it
     problems, from_image = check(args.folder)
     if args.action == "download" and args.image is not None and from_image:
         args.image.mkdir(parents=True, exist_ok=True)
-        pip_download(sorted(from_image), args.image, deps=False)
+        pip_download(sorted(from_image), args.image, deps=True)  # light ones: their needs too
     total = sum(w.stat().st_size for w in args.folder.glob("*.whl"))
     print(f"{len(list(args.folder.glob('*.whl')))} wheels, {total / 2**20:.1f} MiB in {args.folder}; "
           f"from the image: {', '.join(sorted(from_image)) or 'nothing'}")

@@ -135,6 +135,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--slurm-time", type=int, default=720, help="submitit: minutes before a job is killed")
     r.add_argument("--submitit-folder", default=None,
                    help="submitit's pickles and job logs (default <cache>/submitit; shared on a cluster)")
+    r.add_argument("--train-only", action="store_true",
+                   help="train the models the notebooks need (--jobs at a time) into the cache; execute "
+                        "nothing")
     r.add_argument("--group", type=int, default=None,
                    help="models that share networks train this many in one vmapped step (default "
                         "$SIGMAVAE_GROUP, else 8 on a GPU, 1 on a CPU)")
@@ -326,7 +329,8 @@ def _reproduce(args) -> int:
                         "folder": args.submitit_folder}
     try:
         reproduce(args.profile, notebooks_dir=args.notebooks, out_dir=args.out, only=only, parameters=params,
-                  jobs=args.jobs, log_output=True, executor=args.executor, submitit_options=submitit_options)
+                  jobs=args.jobs, log_output=True, executor=args.executor, submitit_options=submitit_options,
+                  train_only=args.train_only)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)

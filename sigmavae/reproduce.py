@@ -36,7 +36,7 @@ EXECUTORS = ("processes", "submitit")  # how `reproduce --jobs` trains: local pr
 def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir: str | Path | None = None,
               only: list[str] | None = None, parameters: dict | None = None, jobs: int = 1,
               log=print, log_output: bool = False, executor: str = "processes",
-              submitit_options: dict | None = None) -> list[tuple[str, float]]:
+              submitit_options: dict | None = None, train_only: bool = False) -> list[tuple[str, float]]:
     """Execute ``only`` (artefact names; default all) with ``profile`` and ``parameters`` on top.
     With ``jobs`` > 1 the models they need (declared by each artefact) are first trained that
     many at a time (separate processes, each with its share of the CPU threads: small models share
@@ -46,7 +46,8 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
     notebooks print (which model of how many is training, each epoch, the time left) through
     papermill's logger, as ``papermill --log-output`` does. ``executor``: ``"processes"`` (the
     default: :func:`train_concurrently`) or ``"submitit"`` (:func:`train_with_submitit`, with
-    ``submitit_options`` as its keyword arguments)."""
+    ``submitit_options`` as its keyword arguments). ``train_only``: train what the notebooks need
+    (``jobs`` at a time, 1 included) and execute nothing."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     if profile not in PROFILES:
@@ -70,7 +71,7 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
     out = Path(out_dir) if out_dir is not None else notebooks_dir
     out.mkdir(parents=True, exist_ok=True)
     timings = []
-    if jobs > 1:  # train every model the notebooks will need, `jobs` at a time, into the cache
+    if jobs > 1 or train_only:  # train every model the notebooks will need, `jobs` at a time
         start = time.perf_counter()
         configs = required_configs(selected, resolved)
         log(f"training {len(configs)} models, {jobs} at a time ({executor})")
@@ -81,6 +82,8 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
             train_concurrently(configs, jobs, runtime)
         timings.append(("training", time.perf_counter() - start))
         log(f"training: done in {timings[-1][1]:.0f} s")
+    if train_only:
+        return timings
     for name in selected:
         start = time.perf_counter()
         log(f"{name}: running ({resolved[name].profile} profile)")

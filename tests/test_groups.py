@@ -55,7 +55,8 @@ def test_one_group_step_is_each_models_step(method, extra):
     rounding): three models with different weights, batches and noise, each against itself alone."""
     configs = [TrainConfig(method=method, seed=s, **BASE, **extra) for s in range(3)]
     if method == "fixed":
-        configs = [dataclasses.replace(c, seed=0, sigma2=s2) for c, s2 in zip(configs, (0.1, 0.3, 1.0))]
+        configs = [dataclasses.replace(c, seed=0, sigma2=s2)
+                   for c, s2 in zip(configs, (0.1, 0.3, 1.0), strict=True)]
     models = []
     for c in configs:
         torch.manual_seed(c.seed + 10 * c.sigma2)
