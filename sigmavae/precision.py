@@ -29,8 +29,9 @@ import torch
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
-def fast_bf16(device: torch.device) -> bool:
+def fast_bf16(device: torch.device | str) -> bool:
     """Whether ``device`` multiplies bf16 matrices natively (not emulated)."""
+    device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
@@ -50,7 +51,7 @@ def check_precision(precision: str | None) -> str:
     return value
 
 
-def resolve_precision(precision: str | None, device: torch.device) -> str:
+def resolve_precision(precision: str | None, device: torch.device | str) -> str:
     """``bf16`` or ``fp32``: ``auto`` (the default) by :func:`fast_bf16`, else as asked."""
     value = check_precision(precision)
     if value == "auto":

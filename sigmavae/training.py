@@ -16,10 +16,14 @@ Every other method (``fixed``, ``vae``, ``beta-vae``, ``dip-vae``, ``wae``; thei
 :mod:`sigmavae.objectives`) trains one stage of epochs1 + epochs2 epochs, the same total as ours,
 with the same networks and σ² held fixed (VAE 0.5, β-VAE 1, as the paper frames them).
 
-This module is the algorithm. The configuration is :class:`sigmavae.config.TrainConfig` (appendix
-B.1 / B.2 defaults); run directories, checkpoints and signals are :mod:`sigmavae.runs`; what
-torchrun adds is :mod:`sigmavae.data_parallel`. The whole dataset sits on the device as one
-tensor; batches are slices of a seeded permutation.
+This module is the algorithm, for one model or for a group of models that share networks and
+objective (:func:`train_group`: the seeds of one config, Table 1's fixed σ²), trained together in
+one vmapped step and each exactly as alone; a model trained alone is a group of one. The
+configuration is :class:`sigmavae.config.TrainConfig` (appendix B.1 / B.2 defaults); run
+directories, checkpoints and signals are :mod:`sigmavae.runs`; what torchrun adds is
+:mod:`sigmavae.data_parallel`; the networks' arithmetic (fp32, or bf16 where the hardware has it)
+is :mod:`sigmavae.precision`. The whole dataset sits on the device as one tensor; batches are
+slices of a seeded permutation, one per model.
 """
 
 from __future__ import annotations
@@ -142,7 +146,7 @@ def train_group(configs: list[TrainConfig], *, out_dirs: list | None = None,
     ctx, device = distributed.setup(runtime.device)
     if ctx.active and len(configs) > 1:
         raise ValueError(f"under torchrun train one model at a time, not a group of {len(configs)}")
-    precision = resolve_precision(runtime.precision, device)
+    precision = resolve_precision(runtime.precision, resolve_device(device))
     outs = [Path(o) if o is not None else None for o in (out_dirs or [None] * len(configs))]
     if len(outs) != len(configs):
         raise ValueError(f"{len(configs)} configs but {len(outs)} out_dirs: pass one per config (or None)")

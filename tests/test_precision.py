@@ -34,6 +34,18 @@ def test_auto_takes_bf16_only_where_the_cpu_has_it(monkeypatch, amx, avx512_bf16
     assert prec.resolve_precision(None, CPU) == "fp32"
 
 
+def test_auto_trains_in_what_the_machine_has(monkeypatch):
+    monkeypatch.delenv("SIGMAVAE_PRECISION")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    model, _ = train(CFG, runtime=Runtime(device="cpu", progress=False), data=X[:32])
+    assert model.precision == "fp32"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    model, _ = train(CFG, runtime=Runtime(device="auto" if not torch.cuda.is_available() else "cpu",
+                                          progress=False), data=X[:32])
+    assert model.precision == "bf16"
+
+
 def test_a_bad_precision_is_refused_saying_what_exists(monkeypatch):
     with pytest.raises(ValueError, match="precision 'fp16' is not one of auto, bf16, fp32"):
         prec.resolve_precision("fp16", CPU)
