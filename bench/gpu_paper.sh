@@ -160,7 +160,7 @@ fi
 
 # 7. pack: one archive per dataset, at most 8 files of at most 16 MiB, one folder deep
 for ds in $DATASETS; do
-  [ -n "$(ls "$WORK/done/$ds" 2>/dev/null)" ] && tar -czf "$OUT/notebooks-$ds.tar.gz" -C "$WORK/done/$ds" .
+  if [ -n "$(ls "$WORK/done/$ds"/*.ipynb 2>/dev/null)" ]; then tar -czf "$OUT/notebooks-$ds.tar.gz" -C "$WORK/done/$ds" .; fi
 done
 files=$(find "$OUT" -type f | wc -l)
 big=$(find "$OUT" -type f -size +16M)

@@ -57,6 +57,7 @@ from .runs import (
     load_run,
     open_run,
     restore,
+    run_precision,
     stop_on_signals,
 )
 from .runtime import DEFAULT_RUNTIME, Runtime, resolve_device
@@ -156,6 +157,7 @@ def train_group(configs: list[TrainConfig], *, out_dirs: list | None = None,
     for i, ckpt in enumerate(ckpts):
         if ckpt == "complete":
             model, _, history = load_run(outs[i], device)
+            model.precision = run_precision(outs[i])  # as it was trained
             results[i] = model, history
     todo = [i for i in range(len(configs)) if i not in results]
     if todo and data is None:
