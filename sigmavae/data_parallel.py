@@ -78,7 +78,7 @@ class Objective(nn.Module):
         super().__init__()
         self.model, self.config, self.ctx = model, config, ctx
 
-    def forward(self, x: torch.Tensor, sizes: tuple[int, ...], noise: tuple[torch.Tensor, ...]):
+    def forward(self, x: torch.Tensor, sizes: tuple[int, ...], noise: tuple[torch.Tensor, ...] | None = None):
         return OBJECTIVES[self.config.method](self.model, x, self.config, Shard(self.ctx, sizes), noise)
 
 

@@ -521,6 +521,7 @@ def run_group_epoch(states: list[TrainState], configs: list[TrainConfig], *, pro
                                        noise)
         else:
             local, shard = Shard.of(idx[0], ctx)
+            idx = [local]  # this rank's images: its statistics are summed over the ranks below
             noise = draw_noise(configs[0], len(local), models[0].latent_dim, states[0].noise, x.device)
             loss, t = ddp(as_float(x[local]), shard.sizes, noise)
             losses, terms = [loss], [t]
