@@ -108,7 +108,6 @@ fi
 say "$(cat "$OUT/device.txt")"
 
 # 4. GPU timings: seconds per MNIST epoch alone, in a group, and J processes sharing the card
-timed() { local t=$SECONDS; "$@"; echo "$((SECONDS - t))"; }
 if [ "$(left)" -gt 120 ]; then
   say "== train_speed $TIMING"
   timeout $(( $(left) / 4 )) python3 bench/train_speed.py --device "$DEVICE" $TIMING 2>&1 | tee -a "$TIMES" || say "train_speed cut short"

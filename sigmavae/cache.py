@@ -44,7 +44,7 @@ from .precision import resolve_precision
 from .runs import load_run, run_precision
 from .runtime import Runtime, atomic_write, resolve_device
 from .sampling import GaussianMixturePrior, fit_aggregate_posterior
-from .training import check_group, train_group
+from .training import check_group, model_name, shared, train_group
 
 
 def config_key(config: TrainConfig) -> str:
@@ -100,8 +100,7 @@ def groups(configs, size: int) -> list[list[TrainConfig]]:
     fields but seed and σ² equal), in the order first met."""
     by: dict[str, list[TrainConfig]] = {}
     for c in configs:
-        shared = {k: v for k, v in dataclasses.asdict(c).items() if k not in ("seed", "sigma2")}
-        by.setdefault(json.dumps(shared, sort_keys=True), []).append(c)
+        by.setdefault(json.dumps(shared(c), sort_keys=True), []).append(c)
     return [g[i:i + size] for g in by.values() for i in range(0, len(g), size)]
 
 
@@ -185,11 +184,9 @@ class Store:
         done = 0
         for group in groups(missing, self.runtime.group_size(self.device)):
             if self.progress:
-                names = ", ".join(f"seed {c.seed}" + (f" σ² {c.sigma2:g}" if c.method == "fixed" else "")
-                                  for c in group)
                 which = f"{done + 1}" if len(group) == 1 else f"{done + 1}-{done + len(group)}"
                 c = group[0]
-                print(f"training model {which} of {len(missing)}: {c.dataset} {c.method} {names}, "
+                print(f"training model {which} of {len(missing)}: {', '.join(map(model_name, group))}, "
                       f"{c.epochs1} + {c.epochs2} epochs, {self.precision}", flush=True)
             cached_runs(group, runtime=self.runtime)
             self.computed["model"] += len(group)

@@ -69,10 +69,11 @@ def sync_batch_norm(model: VAE, ctx: Context) -> VAE:
 
 
 class Objective(nn.Module):
-    """The method's objective as a module's forward, so that DistributedDataParallel sees the
-    forward pass it must synchronise the backward of (VAE has encode/decode, no forward). The
-    config and the rank are attributes, not arguments: DDP copies its arguments to the device,
-    rebuilding dataclasses on the way; a tuple of shard sizes passes through as it is."""
+    """The method's objective as a module's forward (VAE has encode/decode, no forward): what
+    DistributedDataParallel synchronises the backward of, and what a group's vmapped step calls
+    through ``torch.func.functional_call`` (one process: ``ONE_PROCESS``, no sizes). The config and
+    the rank are attributes, not arguments: DDP copies its arguments to the device, rebuilding
+    dataclasses on the way; a tuple of shard sizes passes through as it is."""
 
     def __init__(self, model: VAE, config: TrainConfig, ctx: Context):
         super().__init__()

@@ -95,14 +95,25 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, runtime: Ru
     return train_group([config], out_dirs=[out_dir], runtime=runtime, data=data, resume=resume)[0]
 
 
+def shared(config: TrainConfig) -> dict:
+    """What models of one group share: every TrainConfig field but ``seed`` and ``sigma2`` (the
+    seeds of one config; the fixed σ² of Table 1 share networks and objective)."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("seed", "sigma2")}
+
+
+def model_name(config: TrainConfig) -> str:
+    """A model in words, for progress lines and errors: dataset, method, seed (and a fixed σ²)."""
+    return (f"{config.dataset} {config.method} seed {config.seed}"
+            + (f" σ² {config.sigma2:g}" if config.method == "fixed" else ""))
+
+
 def check_group(configs: list[TrainConfig]) -> None:
-    """Refuse, before any compute, a group whose models do not share networks and objective: every
-    field but ``seed`` and ``sigma2`` must agree (the seeds of one config; the fixed σ² of Table 1),
-    and no model may appear twice."""
+    """Refuse, before any compute, a group whose models do not share networks and objective
+    (:func:`shared`), and one that holds a model twice."""
     if not configs:
         raise ValueError("train_group needs at least one config")
-    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("seed", "sigma2")]
-    differ = sorted({f for c in configs[1:] for f in fields if getattr(c, f) != getattr(configs[0], f)})
+    first = shared(configs[0])
+    differ = sorted({k for c in configs[1:] for k, v in shared(c).items() if v != first[k]})
     if differ:
         raise ValueError(f"models trained as one group must share networks and objective; these differ "
                          f"in {', '.join(differ)}: train them in separate groups (only seed and sigma2 "
@@ -172,9 +183,7 @@ def train_group(configs: list[TrainConfig], *, out_dirs: list | None = None,
         if ckpts[i]:
             restore(state, ckpts[i], ctx, outs[i])
         saved = ckpts[i] and describe_checkpoint(outs[i], state.history, state.partial)
-        c = configs[i]
-        name = f"{c.dataset} {c.method} seed {c.seed}" + (f" σ² {c.sigma2:g}" if c.method == "fixed" else "")
-        members[i] = _Member(c, outs[i], state, saved, name)
+        members[i] = _Member(configs[i], outs[i], state, saved, model_name(configs[i]))
     report = runtime.progress and ctx.main  # one rank reports
     group = list(members.values())
     with stop_on_signals(enabled=any(m.out is not None for m in group)) as stop:
@@ -578,21 +587,6 @@ def _stats(sums: EpochSums, done: int, n_batches: int, n: int, seconds: float, o
     return stats
 
 
-class _Step(nn.Module):
-    """The objective as a module's forward, for :func:`torch.func.functional_call` (VAE has
-    encode/decode, no forward)."""
-
-    def __init__(self, model: VAE, config: TrainConfig):
-        super().__init__()
-        self.model, self.config = model, config
-
-    def forward(self, x: torch.Tensor, noise: tuple[torch.Tensor, ...]):
-        loss, t = OBJECTIVES[self.config.method](self.model, x, self.config, noise=noise)
-        if t.sigma2_star is None:  # vmap returns tensors only
-            t = t._replace(sigma2_star=loss.new_zeros(()))
-        return loss, t
-
-
 def group_step(models: list[VAE], configs: list[TrainConfig], xs: list[torch.Tensor],
                noise: list[tuple]) -> tuple[list[torch.Tensor], list]:
     """Each model's objective on its own batch with its own noise: ([loss], [ElboTerms]).
@@ -610,10 +604,12 @@ def group_step(models: list[VAE], configs: list[TrainConfig], xs: list[torch.Ten
     stacked = {name: torch.stack([m.get_parameter(name) for m in models])
                for name, _ in base.named_parameters()}
     stacked |= {name: torch.stack([m.get_buffer(name) for m in models]) for name, _ in base.named_buffers()}
-    step = _Step(base, configs[0])  # objectives read the config's β, σ² update, λ: shared by the group
+    step = data_parallel.Objective(base, configs[0], ONE_PROCESS)  # β, σ² update, λ: shared by the group
 
     def one(tensors, x, eps):
-        return torch.func.functional_call(step, {f"model.{k}": v for k, v in tensors.items()}, (x, eps))
+        named = {f"model.{k}": v for k, v in tensors.items()}
+        loss, t = torch.func.functional_call(step, named, (x, (), eps))
+        return loss, t._replace(sigma2_star=loss.new_zeros(()) if t.sigma2_star is None else t.sigma2_star)
 
     loss, t = torch.func.vmap(one, randomness="error")(stacked, torch.stack(xs),
                                                       tuple(torch.stack(d) for d in zip(*noise, strict=True)))
