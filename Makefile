@@ -48,6 +48,7 @@ bench: install
 REPO_URL ?= $(shell git config --get remote.origin.url 2>/dev/null)
 book: install
 	$(BIN)/python -m pip install -q -e '.[book]'
+	$(BIN)/python book/pages.py > /dev/null  # stops when _toc.yml or a generated page is out of date
 	rm -rf _build && mkdir -p _build
 	$(BIN)/python book/configure.py "$(REPO_URL)" > _build/_config.yml
 	test -z "$(REPO_URL)" || $(BIN)/python book/configure.py --notebooks "$(REPO_URL)"
