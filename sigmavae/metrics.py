@@ -1,7 +1,8 @@
 """Evaluation: ELBO (Eq. 5), IWAE log-likelihood (Burda et al. 2015), KL(q̂‖p) (Table 1).
 
-All likelihoods go through :func:`sigmavae.likelihoods.gaussian_log_prob` with the model's own
-σ² (fixed, global or per pixel): nothing here assumes σ² = 1.
+All likelihoods go through :func:`sigmavae.likelihoods.gaussian_log_prob` (or its 8-bit version,
+:func:`~sigmavae.likelihoods.discretized_gaussian_log_prob`) with the model's own σ² (fixed, global
+or per pixel): nothing here assumes σ² = 1.
 """
 
 from __future__ import annotations
@@ -34,23 +35,25 @@ def elbo(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 0) -> dict:
     return {"elbo": e, "recon": r, "kl": k, "elbo_stderr": math.sqrt(var / n)}
 
 
-def iwae_log_likelihood(model, x: torch.Tensor, k: int = 20, prior=None,
-                        max_points: int | None = None, seed: int = 0) -> torch.Tensor:
+def iwae_log_likelihood(model, x: torch.Tensor, k: int = 20, prior=None, max_points: int | None = None,
+                        seed: int = 0, log_prob=gaussian_log_prob) -> torch.Tensor:
     """Per-image IWAE bound log (1/k) Σ_j p_θ(x|z_j) p(z_j) / q_φ(z_j|x), z_j ~ q_φ(z|x).
 
     ``prior`` is p(z): the standard normal (default) or q̂ (:class:`GaussianMixturePrior`), which
     turns the model into p_θ(x|z) q̂(z). k = 1 is the ELBO; the bound rises with k towards log p(x).
     Returns a [N] tensor (nats) on the CPU; images are processed ``max_points // k`` at a time
     (default: 1024 decoder passes on a CPU, where larger chunks fall out of the caches and
-    were 1.6–1.8× slower in bench/iwae_speed.py, and 8192 on a GPU).
+    were 1.6–1.8× slower in bench/iwae_speed.py, and 8192 on a GPU). ``log_prob``: log p_θ(x|z),
+    the density of Eq. 8/11 (default) or :func:`sigmavae.likelihoods.discretized_gaussian_log_prob`,
+    which makes it a bound on the probability of the 8-bit pixels, log P(x).
     """
     prior = prior or StandardNormalPrior(model.latent_dim)
-    return iwae_log_likelihoods(model, x, k, {"p": prior}, max_points, seed)["p"]
+    return iwae_log_likelihoods(model, x, k, {"p": prior}, max_points, seed, log_prob=log_prob)["p"]
 
 
 @torch.no_grad()
 def iwae_log_likelihoods(model, x: torch.Tensor, k: int, priors: dict, max_points: int | None = None,
-                         seed: int = 0) -> dict[str, torch.Tensor]:
+                         seed: int = 0, log_prob=gaussian_log_prob) -> dict[str, torch.Tensor]:
     """:func:`iwae_log_likelihood` under each of ``priors`` (name → p(z)), from the same k samples
     per image: the decoder, which is nearly all of the cost, runs once for all of them."""
     if k < 1:
@@ -65,11 +68,17 @@ def iwae_log_likelihoods(model, x: torch.Tensor, k: int, priors: dict, max_point
         log_q = Normal(mu, sigma).log_prob(z).sum(-1)  # [k, B]
         mean, log_var = model.decode(z.flatten(0, 1))
         x_rep = xb.expand(k, *xb.shape).flatten(0, 1)
-        log_px_z = gaussian_log_prob(x_rep, mean, log_var).view(k, len(xb))
+        log_px_z = log_prob(x_rep, mean, log_var).view(k, len(xb))
         for name, prior in priors.items():
             log_w = log_px_z + prior.log_prob(z).to(log_q.device) - log_q
             out[name].append((torch.logsumexp(log_w.double(), 0) - math.log(k)).cpu())
     return {name: torch.cat(parts) for name, parts in out.items()}
+
+
+def bits_per_dim(log_p, d: int):
+    """A log-likelihood in nats per image as bits per dimension: −log P / (d·ln 2), the unit of the
+    discrete image likelihoods in the literature (lower is better)."""
+    return -log_p / (d * math.log(2))
 
 
 def kl_divergence_mc(q, p, n: int = 10_000, runs: int = 10, seed: int = 0) -> tuple[float, float]:
