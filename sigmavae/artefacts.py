@@ -45,6 +45,22 @@ def ours_model(p: Params, seed: int) -> dict[str, TrainConfig]:
     return {"ours": p.config("sigma", seed=seed)}
 
 
+# Beyond the paper: how σ² is learned in stage 1 (Algorithm 1: Adam on σ; Adam on log σ; Eq. 10 per
+# batch, Rybkin et al.'s "optimal σ"), each for epochs1 epochs.
+SIGMA_LEARNING = {"Adam on σ": "sigma", "Adam on log σ": "log_sigma", "Eq. 10 (closed form)": "closed_form"}
+EQUAL_EPOCHS = "ours, global σ², equal epochs"  # stage 1 alone for epochs1 + epochs2: stage 2's control
+
+
+def beyond_models(p: Params, seed: int) -> dict[str, TrainConfig]:
+    """Table 3's models, stage 1 alone for as many epochs as both stages (what stage 2 buys), and
+    stage 1 under each way of learning σ² (:data:`SIGMA_LEARNING`)."""
+    out = table3_models(p, seed)
+    out[EQUAL_EPOCHS] = p.config("sigma", seed=seed, epochs1=p.epochs1 + p.epochs2, epochs2=0)
+    out |= {name: p.config("sigma", seed=seed, sigma_update=u, epochs2=0)
+            for name, u in SIGMA_LEARNING.items()}
+    return out
+
+
 @dataclass(frozen=True)
 class Artefact:
     title: str
@@ -62,6 +78,7 @@ ARTEFACTS = {  # in the order `sigmavae reproduce` runs them: the first to need 
     "table4": Artefact("Table 4: mixture components", ours_model),
     "figure3_4": Artefact("Figures 3-4: uncertainty", ours_model, {"n_samples": 10}, False),
     "appendix": Artefact("Appendix D: samples", table2_models, {"n_samples": 100}, False),
+    "beyond": Artefact("Beyond the paper: 8-bit likelihoods, stage 2, learning σ", beyond_models),
 }
 
 

@@ -7,7 +7,8 @@ PACKAGE = Path(__file__).parents[1] / "sigmavae"
 # Bottom first, as the README lists them.
 ORDER = ["__init__", "runtime", "precision", "data", "config", "distributed", "likelihoods", "models",
          "objectives", "runs", "data_parallel", "training", "sampling", "metrics", "classifier", "fid",
-         "cache", "claims", "paper", "params", "artefacts", "scores", "experiments", "plots", "reports",
+         "cache", "claims", "paper", "literature", "params",
+         "artefacts", "scores", "experiments", "plots", "reports",
          "sweeps", "reproduce", "cli"]
 # Imported inside a function on purpose: an optional dependency's module, not a cycle.
 OPTIONAL = {("cli", "reproduce")}  # papermill: `pip install sigmavae[notebooks]`
