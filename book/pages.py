@@ -33,9 +33,12 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-# The artefacts in the book's order (the MNIST part), and those the paper reports on Fashion-MNIST.
-ARTEFACTS = {"mnist": ("table1", "figure1", "table2", "table3", "table4", "figure2", "figure3_4", "appendix"),
-             "fashion_mnist": ("table2", "table3", "figure2", "figure3_4", "appendix")}
+# The book's parts of notebook pages, in order: (caption, dataset, artefacts).
+PARTS = (("MNIST", "mnist", ("table1", "figure1", "table2", "table3", "table4", "figure2", "figure3_4",
+                             "appendix")),
+         ("Fashion-MNIST", "fashion_mnist", ("table2", "table3", "figure2", "figure3_4", "appendix")),
+         ("Beyond the paper", "mnist", ("beyond",)))
+ARTEFACTS = {"mnist": PARTS[0][2] + PARTS[2][2], "fashion_mnist": PARTS[1][2]}  # each dataset's pages
 CAPTIONS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 GENERATED = ("book/summary.md", "book/differences.md")
 PLACEHOLDER = re.compile(r"\{\{(mnist|fashion_mnist)/(\w+)\}\}")
@@ -81,9 +84,8 @@ def toc(root: Path = ROOT) -> dict:
     quick pages that paper-settings pages replace, then "Your turn"."""
     parts = [{"caption": "The reproduction",
               "chapters": [{"file": f"book/{p}"} for p in ("method", "summary", "differences")]}]
-    for dataset, names in ARTEFACTS.items():
-        parts.append({"caption": CAPTIONS[dataset],
-                      "chapters": [{"file": book_page(dataset, a, root)} for a in names]})
+    for caption, dataset, names in PARTS:
+        parts.append({"caption": caption, "chapters": [{"file": book_page(dataset, a, root)} for a in names]})
     for dataset, names in ARTEFACTS.items():
         quick = [quick_page(dataset, a) for a in names]
         shadowed = [q for a, q in zip(names, quick, strict=True) if book_page(dataset, a, root) != q]

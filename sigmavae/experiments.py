@@ -615,6 +615,8 @@ def beyond(p: Params, store: Store | None = None) -> Outcome:
     steps = math.ceil(len(store.images(p.dataset, "train")) / beyond_models(p, p.seeds[0])[pixel].batch_size)
     config = beyond_models(p, p.seeds[0])["Adam on σ"]
     reach = literature.adam_sigma_bound(config.lr, steps * p.epochs1)
+    bounds = [literature.adam_sigma_bound(config.lr, steps * e) for e in range(1, p.epochs1 + 1)]
+    bounds = {"Adam on σ": [b["sigma"] for b in bounds], "Adam on log σ": [b["log_sigma"] for b in bounds]}
     headline = {"bpd_pixel": by["bpd"][pixel].text(3), "bpd_dataset": by["bpd"]["ours, dataset σ²"].text(3),
                 "bpd_mean_image": est["bpd mean image"].text(3), "d_log_255": d * math.log(255),
                 "stage2_density": est["stage2 density"].text(1),
@@ -634,7 +636,8 @@ def beyond(p: Params, store: Store | None = None) -> Outcome:
                "collapsed": collapsed, "epochs": epochs, "d": d, "sigma2_reach": reach,
                "steps_per_epoch": steps, "literature": literature.MNIST_8BIT if p.dataset == "mnist" else [],
                "rybkin_fid": literature.RYBKIN_MNIST_FID, "fid_kind": fid_kind(store, p)}
-    return Outcome("beyond", p, numbers, claims, checks, headline, figures={"sigma2": traces},
+    return Outcome("beyond", p, numbers, claims, checks, headline,
+                   figures={"sigma2": traces, "sigma2_bounds": bounds},
                    computed=store.provenance())
 
 

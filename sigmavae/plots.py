@@ -182,3 +182,28 @@ def paired_bars_figure(series: dict, title: str = "", ylabel: str = "FID (lower 
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def sigma2_trace_figure(traces: dict, bounds: dict | None = None, steps_per_epoch: int | None = None,
+                        title: str = ""):
+    """σ² after every epoch for each way of learning it (name → one list per seed; log axis), one
+    line per seed; ``bounds`` (name → σ² per epoch): dashed, the lowest σ² its optimiser can have
+    reached by each epoch (:func:`sigmavae.literature.adam_sigma_bound`)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.2, 3.4))
+    colors = ("tab:blue", "tab:red", "tab:green", "tab:purple")
+    for (name, seeds), color in zip(traces.items(), colors, strict=False):
+        for i, trace in enumerate(seeds):
+            ax.plot(range(1, len(trace) + 1), trace, "o-", color=color, alpha=1 if i == 0 else 0.45,
+                    markersize=3, label=name if i == 0 else None)
+        if bounds and name in bounds:
+            ax.plot(range(1, len(bounds[name]) + 1), bounds[name], "--", color=color, lw=0.9)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch" + (f" ({steps_per_epoch} Adam steps each)" if steps_per_epoch else ""))
+    ax.set_ylabel("σ² after the epoch")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .artefacts import TABLE2_METHODS, TABLE3_MODELS
+from .artefacts import EQUAL_EPOCHS, SIGMA_LEARNING, TABLE2_METHODS, TABLE3_MODELS
 from .claims import Estimate
 from .experiments import Outcome
 from .fid import choose_fid
@@ -25,6 +25,7 @@ from .plots import (
     latent_density_figure,
     paired_bars_figure,
     sample_grids_figure,
+    sigma2_trace_figure,
     sweep_figure,
     uncertainty_figure,
 )
@@ -235,6 +236,80 @@ def uncertainty_figures(o: Outcome):
     return (uncertainty_figure(x, recon, var_r, f"Figure 3: reconstructions and their σ² ({epochs})"),
             uncertainty_figure(None, gen, var_g, f"Figure 4: samples from q̂ and their σ² ({epochs})",
                                labels=("", "sample", "σ²")))
+
+
+# ----------------------------------------------------------------------------- beyond the paper
+
+def beyond_likelihoods(o: Outcome):
+    """Part 1: per model, the test density (Table 3's nats) and the probability of the 8-bit pixels
+    (nats at both k, bits per dimension), with q̂; the density minus the probability at the same k
+    (≈ d·log 255 where every pixel's σ is much wider than a bin and no pixel sits in an end bin);
+    last row, the mean image, exactly."""
+    n = o.numbers
+    k, k_large = o.params.iwae_k, o.params.iwae_k_large
+    rows = [{"model": _name(m, n), "epochs": n["epochs"][m], "σ²": _cell(n["sigma2"][m], 5),
+             f"density, nats (k = {k})": _cell(n["continuous"][m], 1),
+             f"8-bit, nats (k = {k})": _cell(n["discrete small"][m], 1),
+             f"8-bit, nats (k = {k_large})": _cell(n["discrete"][m], 1),
+             f"8-bit, prior (k = {k_large})": _cell(n["discrete prior"][m], 1),
+             "bits/dim": _cell(n["bpd"][m], 3),
+             "density − 8-bit (paired)": _cell(n["density minus probability"][m], 1)}
+            for m in [*TABLE3_MODELS, EQUAL_EPOCHS]]
+    ref = n["mean image"]
+    rows.append({"model": "mean image (ignores z), its best σ²",
+                 f"density, nats (k = {k})": _cell(ref["continuous"], 1),
+                 f"8-bit, nats (k = {k_large})": _cell(ref["discrete"], 1), "bits/dim": _cell(ref["bpd"], 3)})
+    return _frame(rows, "model").fillna("")
+
+
+def beyond_literature(o: Outcome):
+    """Part 1: published 8-bit MNIST likelihoods beside ours (:data:`sigmavae.literature.MNIST_8BIT`)."""
+    n = o.numbers
+    rows = [{"model": m, "bits/dim": f"{v:.2f}", "source": ref, "what it is": conv}
+            for m, v, ref, conv in n["literature"]]
+    for m in ("ours, pixel σ²", "ours, dataset σ²"):
+        rows.append({"model": f"this page: {_name(m, n)}", "bits/dim": _cell(n["bpd"][m], 3),
+                     "source": f"{o.params.epochs1} + {o.params.epochs2} epochs here" if m == "ours, pixel σ²"
+                     else f"{o.params.epochs1} epochs here",
+                     "what it is": f"IWAE bound (k = {o.params.iwae_k_large}, q̂) on the 8-bit log P(x)"})
+    return _frame(rows, "model") if rows else None
+
+
+def beyond_stage2(o: Outcome):
+    """Part 2: ours after both stages against stage 1 alone for as many epochs, and after stage 1."""
+    n = o.numbers
+    kind = n["fid_kind"]
+    rows = [{"model": _name(m, n), "epochs": n["epochs"][m], "σ²": _cell(n["sigma2"][m], 5),
+             "IWAE (density), q̂": _cell(n["continuous"][m], 1), "IWAE (8-bit), q̂": _cell(n["discrete"][m], 1),
+             f"{kind}, q̂": _cell(n["fid qhat"][m], 2), f"{kind}, prior": _cell(n["fid prior"][m], 2)}
+            for m in ("ours, pixel σ²", EQUAL_EPOCHS, "ours, dataset σ²")]
+    u = n["uncertainty"]
+    rows.append({"model": "ours, pixel σ²: Figures 3-4's measures",
+                 "IWAE (density), q̂": f"AUROC {_cell(u['auroc'], 3)} (over the map that ignores z: "
+                                       f"{_cell(u['auroc_over_trivial'], 3)})",
+                 "IWAE (8-bit), q̂": f"Spearman ρ {_cell(u['spearman'], 3)}; on samples "
+                                     f"{_cell(u['generated_spearman'], 3)}",
+                 f"{kind}, q̂": f"{_cell(n['fraction at floor'], 2)} of pixels at the floor"})
+    return _frame(rows, "model").fillna("")
+
+
+def beyond_sigma_learning(o: Outcome):
+    """Part 3: σ² after stage 1, test IWAE and FID from q̂ for each way of learning σ²."""
+    n = o.numbers
+    kind = n["fid_kind"]
+    reach = {"Adam on σ": n["sigma2_reach"]["sigma"], "Adam on log σ": n["sigma2_reach"]["log_sigma"]}
+    rows = [{"σ² learned by": _name(m, n), "epochs": n["epochs"][m],
+             "σ² at the end": _cell(n["sigma2"][m], 5),
+             "lowest σ² its steps can reach": f"{reach[m]:.4f}" if m in reach else "any (no steps)",
+             "IWAE (density), q̂": _cell(n["continuous"][m], 1), "bits/dim (8-bit)": _cell(n["bpd"][m], 3),
+             f"{kind}, q̂": _cell(n["fid qhat"][m], 2)} for m in SIGMA_LEARNING]
+    return _frame(rows, "σ² learned by")
+
+
+def beyond_sigma_figure(o: Outcome):
+    return sigma2_trace_figure(o.figures["sigma2"], o.figures["sigma2_bounds"], o.numbers["steps_per_epoch"],
+                               f"σ² during stage 1 ({o.params.dataset}; dashed: the lowest σ² Adam's "
+                               "steps can reach by each epoch)")
 
 
 # ----------------------------------------------------------------------------- claims, publishing

@@ -37,20 +37,27 @@ def test_parameters_are_documented_and_the_twin_matches(path):
     assert [c.source for c in twin.cells] == [c.source for c in ran]
 
 
-EXECUTED_COPIES = sorted((ROOT / "notebooks").glob("*/*.ipynb"))  # other datasets: reproduce --out
+EXECUTED_COPIES = sorted(p for p in (ROOT / "notebooks").glob("*/**/*.ipynb")  # reproduce --out: other
+                         if p.parent.name != ".ipynb_checkpoints")  # datasets, the paper's settings
 
 
-@pytest.mark.parametrize("path", EXECUTED_COPIES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("path", EXECUTED_COPIES, ids=lambda p: str(p.relative_to(ROOT / "notebooks")))
 def test_executed_copies_ran_the_current_notebook(path):
-    """A page for another dataset (``notebooks/fashion_mnist/table2.ipynb``) must show what the
-    notebook of the same name holds today: same cells, other injected parameters."""
+    """A page for another dataset (``notebooks/fashion_mnist/table2.ipynb``) or at the paper's
+    settings (``notebooks/paper/table3.ipynb``, ``notebooks/paper/fashion_mnist/table3.ipynb``) must
+    show what the notebook of the same name holds today: same cells, other injected parameters."""
     source = jupytext.read(ROOT / "notebooks" / path.name)
     ran = [c for c in jupytext.read(path).cells if "injected-parameters" not in c.metadata.get("tags", [])]
     assert [c.source for c in source.cells if "injected-parameters" not in c.metadata.get("tags", [])] \
         == [c.source for c in ran]
     injected = next(c.source for c in jupytext.read(path).cells
                     if "injected-parameters" in c.metadata.get("tags", []))
-    assert f'dataset = "{path.parent.name}"' in injected
+    folders = path.relative_to(ROOT / "notebooks").parts[:-1]
+    if folders[0] == "paper":
+        assert 'profile = "paper"' in injected
+        folders = folders[1:]
+    dataset = folders[0] if folders else "mnist"
+    assert f'dataset = "{dataset}"' in injected or (dataset == "mnist" and "dataset = " not in injected)
 
 
 @pytest.fixture(scope="module")

@@ -57,8 +57,8 @@ def test_a_paper_settings_page_replaces_its_quick_page_which_stays_in_its_own_pa
 def test_without_paper_pages_the_book_is_the_quick_pages_alone(tmp_path):
     root = fake_book(tmp_path, [])
     parts = chapters(pages.toc(root))
-    assert list(parts) == ["The reproduction", "MNIST", "Fashion-MNIST", "Your turn"]
-    assert parts["MNIST"] == [f"notebooks/{a}" for a in pages.ARTEFACTS["mnist"]]
+    assert list(parts) == ["The reproduction", "MNIST", "Fashion-MNIST", "Beyond the paper", "Your turn"]
+    assert parts["MNIST"] + parts["Beyond the paper"] == [f"notebooks/{a}" for a in pages.ARTEFACTS["mnist"]]
     assert "{{" not in "".join(pages.files(root).values())  # every placeholder names a known page
 
 
