@@ -24,6 +24,7 @@ def test_adam_cannot_take_sigma2_below_the_bound_and_a_steady_gradient_reaches_i
             opt.zero_grad()
             w.grad = torch.ones(1) * (1 + noise * torch.rand(1, generator=g))  # always downhill
             opt.step()
+        w = w.detach()
         sigma2 = float(w.exp() ** 2 if param == "log_sigma" else w ** 2)
         assert sigma2 >= bound * (1 - 1e-3)
         if noise == 0.0:
