@@ -30,4 +30,4 @@ for archive in "$DIR"/notebooks-*.tar.gz; do
   done
   rm -rf "$tmp"
 done
-echo "timings: bench/results/gpu/timings.txt"
+echo "timings: bench/results/gpu/timings.txt; the book shows the new pages after: python book/pages.py --write && python book/readme_results.py --write"
