@@ -8,7 +8,7 @@ import pytest
 
 from sigmavae.cache import cached_run, run_dir
 from sigmavae.config import TrainConfig
-from sigmavae.reproduce import reproduce
+from sigmavae.reproduce import reproduce, train_concurrently
 from sigmavae.runs import load_run
 from sigmavae.runtime import Runtime
 from sigmavae.sweeps import train_with_submitit
@@ -40,3 +40,23 @@ def test_partition_without_slurm_is_refused(tmp_path):
         train_with_submitit([TrainConfig(**TINY)], 1, here, cluster="local", partition="gpu")
     with pytest.raises(ValueError, match="unknown executor 'ray'"):
         reproduce("smoke", notebooks_dir=tmp_path, jobs=2, executor="ray")
+
+
+def test_local_processes_fill_the_cache_and_say_how_far_they_are(tmp_path, monkeypatch):
+    """`reproduce --train-only` runs for an hour at the paper's settings: each finished model is a
+    line with how many are left; a model asked for twice, or already cached, is not counted."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the spawned processes import this tree's sigmavae
+    configs = [TrainConfig(**TINY, seed=s) for s in (0, 1, 2, 0)]
+    here = Runtime(device="cpu", cache_dir=tmp_path / "cache", progress=False)
+    cached_run(configs[0], runtime=here)
+    lines = []
+    train_concurrently(configs, 2, here, log=lines.append)
+    assert [line[:14] for line in lines] == ["trained 1 of 2", "trained 2 of 2"]
+    assert {line.split("(")[1].split(")")[0] for line in lines} == {"synthetic sigma seed 1",
+                                                                  "synthetic sigma seed 2"}
+    assert lines[0].endswith(" min left") and "left" not in lines[1]
+    for config in configs[1:3]:
+        _, loaded, history = load_run(run_dir(config, tmp_path / "cache"))
+        assert loaded == config and len(history) == 1
+    train_concurrently(configs, 2, here, log=lines.append)
+    assert lines[2] == "all 3 models are cached: nothing to train"

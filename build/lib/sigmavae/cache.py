@@ -1,0 +1,239 @@
+"""The cache of everything an artefact computes: trained models, fitted q̂ and scores.
+
+**Models**: one run directory per (TrainConfig, library version).
+
+Table 2, Table 3 and Figures 2-4 need the same trained models; notebooks ask for them with
+:func:`cached_run`, which trains only what is not there yet. Keys hash the whole config and
+``sigmavae.__version__`` (bump it when a change alters what training produces).
+
+A run is trained into ``<entry>.partial`` and renamed into place when complete, so a killed
+training never leaves a half-written entry; the next call resumes it from its checkpoint
+(:func:`sigmavae.training.train` with ``resume=True``) instead of starting over. An exclusive
+file lock per key makes two processes that need the same model train it once (the second waits,
+then reads the finished run), and guarantees that one process at a time uses the partial run.
+
+**q̂ and scores** (:class:`Store`) live inside the model's run directory, keyed by the evaluation
+settings: ``qhat-<M>-seed<S>.pt`` (plain tensors, loaded with ``weights_only``: opening a cache or
+run directory someone shared never runs their code) and ``scores/<kind>-<hash>.json`` (FID, IWAE,
+KL, ELBO, ...; the settings are stored beside the value). Notebooks and the CLI share them: a
+second request for the same model, q̂ or score computes nothing (``Store.computed`` counts what
+was computed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .config import TrainConfig
+from .data import load_dataset
+from .fid import make_extractor
+from .precision import resolve_precision
+from .runs import load_run, run_precision
+from .runtime import Runtime, atomic_write, resolve_device
+from .sampling import GaussianMixturePrior, fit_aggregate_posterior
+from .training import check_group, model_name, shared, train_group
+
+
+def config_key(config: TrainConfig) -> str:
+    """A short, stable hash of the config and the library version."""
+    payload = json.dumps({**dataclasses.asdict(config), "version": __version__}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def run_dir(config: TrainConfig, cache: str | os.PathLike) -> Path:
+    """Where the cache folder ``cache`` keeps the run of ``config``."""
+    return Path(cache) / "runs" / f"{config.dataset}-{config.method}-{config_key(config)}"
+
+
+def cached_run(config: TrainConfig, *, runtime: Runtime) -> Path:
+    """The run directory of ``config`` in ``runtime``'s cache, trained (once, under a lock, with
+    ``runtime``'s device, precision, data and download permission) if it is not cached yet; a
+    training that was killed or interrupted is resumed where its last checkpoint left it."""
+    return cached_runs([config], runtime=runtime)[0]
+
+
+def cached_runs(configs: list[TrainConfig], *, runtime: Runtime) -> list[Path]:
+    """:func:`cached_run` for a group of models that share networks and objective
+    (:func:`sigmavae.training.check_group`): those not cached yet train together, in one vmapped
+    step (:func:`sigmavae.training.train_group`), each into its own entry. The locks are taken in
+    key order, so processes asking for overlapping groups never wait on each other in a circle.
+    A model that diverges raises once the others are in place."""
+    check_group(configs)
+    targets = [run_dir(c, runtime.cache) for c in configs]
+    if all((t / "model.pt").is_file() for t in targets):
+        return targets
+    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as locks:
+        for t in sorted(set(targets)):
+            lock = locks.enter_context(open(t.with_suffix(".lock"), "w"))
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if we die
+        todo = [i for i, t in enumerate(targets) if not (t / "model.pt").is_file()]  # another process
+        for i in todo:  # may have finished some while we waited
+            for stale in targets[i].parent.glob(targets[i].name + ".tmp-*"):  # left by old versions
+                shutil.rmtree(stale, ignore_errors=True)
+        partials = [targets[i].with_name(targets[i].name + ".partial") for i in todo]
+        try:
+            if todo:
+                train_group([configs[i] for i in todo], out_dirs=partials, runtime=runtime, resume=True)
+        finally:  # the models that finished go into place, also when another one diverged
+            for i, partial in zip(todo, partials, strict=True):
+                if (partial / "model.pt").is_file() and not (partial / "checkpoint.pt").exists():
+                    os.replace(partial, targets[i])
+    return targets
+
+
+def groups(configs, size: int) -> list[list[TrainConfig]]:
+    """``configs`` in groups of at most ``size`` models that share networks and objective (all
+    fields but seed and σ² equal), in the order first met."""
+    by: dict[str, list[TrainConfig]] = {}
+    for c in configs:
+        by.setdefault(json.dumps(shared(c), sort_keys=True), []).append(c)
+    return [g[i:i + size] for g in by.values() for i in range(0, len(g), size)]
+
+
+def settings_key(settings: dict) -> str:
+    """A short, stable hash of evaluation settings (JSON-able values)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Store:
+    """Trained models, fitted q̂ and computed scores, each computed at most once (see the module
+    docstring), in ``runtime``'s cache and on its device. ``computed`` counts what this object
+    computed, by kind."""
+
+    def __init__(self, *, runtime: Runtime):
+        self.runtime = runtime
+        self.base = runtime.cache
+        self.device = resolve_device(runtime.device)
+        self.precision = resolve_precision(runtime.precision, self.device)  # what this store computes in
+        self.progress = runtime.progress
+        self._provenance: Counter = Counter()  # (what, precision) of each model and score used
+        self._run_dirs: dict = {}  # config key → a run directory outside the cache (attach)
+        self.computed: Counter = Counter()
+        self._models: dict = {}
+        self._qhats: dict = {}
+        self._images: dict = {}
+        self._extractors: dict = {}
+
+    def images(self, dataset: str, split: str) -> torch.Tensor:
+        """A split on the device: the training set as uint8 (4× smaller), the test set as float."""
+        if (dataset, split) not in self._images:
+            dtype = torch.uint8 if split == "train" else torch.float32
+            self._images[dataset, split] = load_dataset(dataset, split, self.runtime.data_root,
+                                                        self.runtime.download, dtype=dtype).to(self.device)
+        return self._images[dataset, split]
+
+    def extractor(self, kind: str, dataset: str):
+        """The FID feature extractor of ``kind`` (:func:`sigmavae.fid.make_extractor`), loaded once."""
+        if (kind, dataset) not in self._extractors:
+            self._extractors[kind, dataset] = make_extractor(kind, dataset, runtime=self.runtime)
+        return self._extractors[kind, dataset]
+
+    def run_dir(self, config: TrainConfig) -> Path:
+        return self._run_dirs.get(config_key(config)) or run_dir(config, self.base)
+
+    def attach(self, config: TrainConfig, path, model) -> None:
+        """Use the trained run directory ``path`` (e.g. of ``sigmavae train --out``) for
+        ``config``: its q̂ and scores are then read from and written to ``path``."""
+        self._run_dirs[config_key(config)] = Path(path)
+        model.precision = self.precision
+        recorded = (Path(path) / "config.json").is_file()  # a run directory; else a model built in hand
+        self._provenance["trained", run_precision(path) if recorded else "unrecorded"] += 1
+        self._models[config_key(config)] = model
+
+    def model(self, config: TrainConfig):
+        """The trained model of ``config`` (trained first if it is not cached), in eval mode."""
+        key = config_key(config)
+        if key not in self._models:
+            if not (self.run_dir(config) / "model.pt").is_file():
+                self.computed["model"] += 1
+            path = cached_run(config, runtime=self.runtime)
+            model = load_run(path, self.device)[0]
+            model.precision = self.precision  # evaluated in this store's precision
+            self._provenance["trained", run_precision(path)] += 1
+            self._models[key] = model
+        return self._models[key]
+
+    def provenance(self) -> dict[str, dict[str, int]]:
+        """In which precision the models this store used were trained and its scores computed:
+        {"trained": {"bf16": n, ...}, "scored": {...}} (runs and scores of versions before bf16:
+        fp32). Every page prints it (:func:`sigmavae.reports.publish`)."""
+        out: dict[str, dict[str, int]] = {"trained": {}, "scored": {}}
+        for (what, precision), n in sorted(self._provenance.items()):
+            out[what][precision] = n
+        return out
+
+    def train(self, configs) -> None:
+        """Train those of ``configs`` that are not cached yet, saying which model of how many (a
+        notebook run with papermill's --log-output shows it in the terminal)."""
+        unique = {config_key(c): c for c in configs}.values()
+        missing = [c for c in unique if not (self.run_dir(c) / "model.pt").is_file()]
+        done = 0
+        for group in groups(missing, self.runtime.group_size(self.device)):
+            if self.progress:
+                which = f"{done + 1}" if len(group) == 1 else f"{done + 1}-{done + len(group)}"
+                c = group[0]
+                print(f"training model {which} of {len(missing)}: {', '.join(map(model_name, group))}, "
+                      f"{c.epochs1} + {c.epochs2} epochs, {self.precision}", flush=True)
+            cached_runs(group, runtime=self.runtime)
+            self.computed["model"] += len(group)
+            done += len(group)
+
+    def qhat(self, config: TrainConfig, components: int, seed: int, points: int | None = None):
+        """q̂ (Eq. 13) of ``config``'s model: ``components`` Gaussians fitted on one posterior
+        sample per training image (drawn with ``seed``), or per image of a seeded random subset of
+        ``points`` images (CelebA: 50k, as the paper's Table 4 text). Fitted once, then read back."""
+        subset = points is not None and points < len(self.images(config.dataset, "train"))
+        name = f"qhat-{components}-seed{seed}" + (f"-n{points}" if subset else "")
+        path = self.run_dir(config) / f"{name}.pt"
+        timing = path.with_suffix(".json")  # the fit's seconds (Table 4), beside the tensors
+        if path not in self._qhats:
+            if path.is_file():
+                qhat = GaussianMixturePrior.load(path)
+                qhat.fit_seconds = json.loads(timing.read_text())["fit_seconds"] if timing.is_file() else None
+            else:
+                x = self.images(config.dataset, "train")
+                if subset:
+                    g = torch.Generator().manual_seed(seed)
+                    x = x[torch.randperm(len(x), generator=g)[:points].to(x.device)]
+                if components > len(x):
+                    raise ValueError(f"cannot fit {components} mixture components to {len(x)} "
+                                     "training images; use fewer components")
+                start = time.perf_counter()
+                qhat = fit_aggregate_posterior(self.model(config), x, components, seed=seed)
+                qhat.fit_seconds = time.perf_counter() - start
+                qhat.save(path)
+                atomic_write(timing, json.dumps({"fit_seconds": qhat.fit_seconds}))
+                self.computed["qhat"] += 1
+            self._qhats[path] = qhat
+        return self._qhats[path]
+
+    def score(self, config: TrainConfig | None, kind: str, settings: dict,
+              compute: Callable[[], dict]) -> dict:
+        """``compute()`` (a JSON-able dict) for the model of ``config`` (None: no model, e.g. the
+        FID of real images) under ``settings``, computed once and then read back."""
+        folder = (self.run_dir(config) if config is not None else self.base) / "scores"
+        path = folder / f"{kind}-{settings_key(settings)}.json"
+        if path.is_file():
+            stored = json.loads(path.read_text())
+            self._provenance["scored", stored.get("precision", "fp32")] += 1
+            return stored["value"]
+        value = compute()
+        atomic_write(path, json.dumps({"kind": kind, "settings": settings, "value": value,
+                                       "precision": self.precision}, indent=1))
+        self._provenance["scored", self.precision] += 1
+        self.computed[kind] += 1
+        return value

@@ -1,0 +1,653 @@
+"""The measurements: one function per artefact of the paper, what the notebooks call.
+
+Each (:func:`table1` … :func:`appendix_samples`) trains what its artefact needs
+(:data:`sigmavae.artefacts.ARTEFACTS`) and measures it seed by seed through a
+:class:`sigmavae.cache.Store`, with the scores of :mod:`sigmavae.scores`: each model, q̂ and score is
+computed once and then read back, whichever notebook or CLI call asks. They return an
+:class:`Outcome`: numbers as :class:`~sigmavae.claims.Estimate` s (mean ± std over seeds, estimator
+errors), the paper's claims decided by :mod:`sigmavae.paper`, and the data the figures draw.
+
+A notebook starts with :func:`resolve` (:func:`sigmavae.artefacts.resolve`: its parameters,
+checked), then calls its artefact's function here. Presentation (tables, figures, JSON, the book's
+glue) is :mod:`sigmavae.reports`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from . import literature, paper
+from .artefacts import (
+    EQUAL_EPOCHS,
+    SIGMA_LEARNING,
+    TABLE2_METHODS,
+    TABLE3_MODELS,
+    beyond_models,
+    models,
+    ours_model,
+    resolve,
+    sweep_models,
+    table2_models,
+    table3_models,
+)
+from .cache import Store
+from .claims import Claim, Estimate
+from .fid import generate
+from .metrics import bits_per_dim, paired_difference
+from .params import Params
+from .sampling import AggregatePosterior, StandardNormalPrior
+from .scores import (
+    beats_mean_image,
+    calibrated_iwae_score,
+    discrete_iwae_score,
+    elbo_score,
+    fid_difference,
+    fid_kind,
+    fid_score,
+    heldout_score,
+    iwae_score,
+    kl_score,
+    mean_image_discrete_score,
+    mean_image_score,
+    qhat,
+    uncertainty_score,
+)
+from .training import stages
+
+__all__ = ["RUNNERS", "Outcome", "appendix_samples", "beyond", "figure1", "figure2", "resolve", "table1",
+           "table2", "table3", "table4", "uncertainty"]
+
+
+# ----------------------------------------------------------------------------- outcomes
+
+@dataclass
+class Outcome:
+    """What an artefact measured: ``numbers`` (JSON-able, Estimates as mean/std/values/stderr),
+    ``claims`` decided, ``checks`` (true by construction, shown as checks), ``headline`` (the
+    values the book's summary pastes), ``figures`` (data to draw, not saved) and ``computed``: the
+    precisions its models were trained and its scores computed in (:meth:`Store.provenance`)."""
+
+    artefact: str
+    params: Params
+    numbers: dict
+    claims: list[Claim]
+    checks: list[dict] = field(default_factory=list)
+    headline: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
+    computed: dict = field(default_factory=dict)  # how: the precisions of its models and scores
+
+    def to_json(self) -> dict:
+        return {"artefact": self.artefact, "profile": self.params.profile,
+                "differences": list(self.params.differences), "dataset": self.params.dataset,
+                "seeds": list(self.params.seeds), "parameters": self.params.to_json(),
+                "numbers": _jsonable(self.numbers), "claims": [c.to_json() for c in self.claims],
+                "checks": self.checks, "headline": self.headline, "computed": self.computed}
+
+
+def _jsonable(x):
+    if isinstance(x, Estimate):
+        return x.to_json()
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def _models_first(store: Store, artefact: str, p: Params) -> Store:
+    """Train the models ``artefact`` needs, over all seeds, before measuring anything (saying which
+    of how many), and return the store."""
+    store.train(models(artefact, p))
+    return store
+
+
+def _per_seed(p: Params, fn: Callable[[int], dict]) -> dict:
+    """fn(seed) → {name: (value, stderr or None)} for each seed → {name: Estimate}."""
+    runs = [fn(s) for s in p.seeds]
+    out = {}
+    for name in runs[0]:
+        values = [r[name][0] for r in runs]
+        errs = [r[name][1] for r in runs]
+        out[name] = Estimate(values, None if any(e is None for e in errs) else errs)
+    return out
+
+
+def _collapse(p: Params, store: Store, configs: Callable[[int], dict]) -> tuple[dict, list[str]]:
+    """Each model of ``configs(seed)`` ({name: config}) against the mean image
+    (:func:`sigmavae.scores.beats_mean_image`), and the names of those collapsed
+    (:func:`sigmavae.paper.collapsed`)."""
+    margins = _per_seed(p, lambda seed: {n: beats_mean_image(store, c, p, seed)
+                                         for n, c in configs(seed).items()})
+    return margins, paper.collapsed(margins)
+
+
+def _paired_fids(p: Params, store: Store, spec: Callable[[int], dict]) -> paper.Diff:
+    """The paired FID differences (:func:`sigmavae.scores.fid_difference`) between two entries of
+    ``spec(seed)`` ({key: (config, params, source)}), seed by seed, as a
+    :data:`sigmavae.paper.Diff`: each pair read from the cache when a claim asks for it."""
+    specs = {seed: spec(seed) for seed in p.seeds}
+
+    def diff(a, b):
+        def one(seed):
+            return {"d": fid_difference(store, seed, specs[seed][a], specs[seed][b])}
+
+        return _per_seed(p, one)["d"]
+
+    return diff
+
+
+def _epochs(config) -> str:
+    """The epochs ``config``'s model trains, as a table labels them: "3 + 2" (Algorithm 1's two
+    stages), "3" (stage 1 alone), "5" (the other methods: one stage of epochs1 + epochs2)."""
+    return " + ".join(str(epochs) for _, epochs, _ in stages(config))
+
+
+def _both_sources(p: Params, configs: Callable[[int], dict]) -> Callable[[int], dict]:
+    """For :func:`_paired_fids`: every model of ``configs(seed)`` sampled from q̂ and from the prior,
+    keyed (source, name)."""
+    return lambda seed: {(src, n): (c, p, src) for n, c in configs(seed).items() for src in ("qhat", "prior")}
+
+
+def _listed(names: list[str]) -> str:
+    """The collapsed models as a page pastes them: "VAE, β-VAE" or "none"."""
+    return ", ".join(names) or "none"
+
+
+# ----------------------------------------------------------------------------- Table 1, Figure 1
+
+def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, extent: float = 4.0) -> Outcome:
+    """Table 1: KL(q̂‖p) for σ² fixed at each of the sweep's values and learned (Eq. 9), and the
+    log densities of the aggregate posterior (Eq. 12), of q̂ (Eq. 13) and of p(z) on a grid over
+    the 2-D latent space (drawn for the first seed)."""
+    if p.latent_dim != 2:
+        raise ValueError(f"Table 1 draws densities over a 2-D latent space: latent_dim must be 2, "
+                         f"got {p.latent_dim}")
+    store = _models_first(store or Store(runtime=p.runtime), "table1", p)
+
+    def one(seed):
+        out = {}
+        for label, config in sweep_models(p, seed).items():
+            out[f"sigma2 {label}"] = (store.model(config).sigma2, None)
+            out[f"kl {label}"] = kl_score(store, config, p, seed)
+        return out
+
+    est = _per_seed(p, one)
+    labels = list(sweep_models(p, p.seeds[0]))
+    sigma2 = {k: est[f"sigma2 {k}"] for k in labels}
+    kl = {k: est[f"kl {k}"] for k in labels}
+    # the paper's ± is the std over its 10 Monte Carlo runs: ours the same (the first seed's)
+    kl_std = {k: None if kl[k].stderrs is None else kl[k].stderrs[0] * math.sqrt(p.kl_runs) for k in labels}
+    beats, collapsed = _collapse(p, store, lambda seed: sweep_models(p, seed))
+    # the density grids, first seed
+    axis = torch.linspace(-extent, extent, grid_size)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1)  # [G, G, 2], y up the rows
+    columns = {}
+    first = sweep_models(p, p.seeds[0])
+    x = store.images(p.dataset, "train")
+    for label, config in sorted(first.items(), key=lambda kv: -store.model(kv[1]).sigma2):
+        model = store.model(config)
+        name = f"{model.sigma2:.3g} (learned)" if label == "learned" else label
+        columns[name] = {"aggregate posterior q(z)": AggregatePosterior().fit(model, x).log_prob(grid),
+                         "q̂(z), Gaussian mixture":
+                             qhat(store, config, p, p.seeds[0]).log_prob(grid)}
+    columns["prior p(z)"] = {"aggregate posterior q(z)": StandardNormalPrior(2).log_prob(grid)}
+    numbers = {"sigma2": sigma2, "kl_qhat_prior": kl, "kl_std_runs": kl_std, "beats_mean_image": beats,
+               "collapsed": collapsed, "epochs": {k: _epochs(c) for k, c in first.items()},
+               "paper": {"kl": {f"{k:g}": v for k, v in paper.TABLE1.items()},
+                         "sigma2_learned": paper.TABLE1_LEARNED_SIGMA2}}
+    headline = {"sigma2_learned": sigma2["learned"].mean, "paper_sigma2_learned": paper.TABLE1_LEARNED_SIGMA2,
+                "kl_learned": kl["learned"].text(3), "paper_kl_learned": paper.TABLE1[0.035][0],
+                "kl_1": kl["1"].text(3), "paper_kl_1": paper.TABLE1[1.0][0],
+                "kl_005": kl["0.05"].text(3), "paper_kl_005": paper.TABLE1[0.05][0],
+                "kl_002": kl["0.02"].text(3), "paper_kl_002": paper.TABLE1[0.02][0],
+                "kl_001": kl["0.01"].text(3), "paper_kl_001": paper.TABLE1[0.01][0]}
+    headline["collapsed"] = _listed(collapsed)
+    return Outcome("table1", p, numbers, paper.table1_claims(sigma2, kl, collapsed), headline=headline,
+                   figures={"densities": columns, "extent": extent}, computed=store.provenance())
+
+
+def figure1(p: Params, store: Store | None = None) -> Outcome:
+    """Figure 1: test ELBO, FID from q̂ and from the prior, and KL(q̂‖p) against σ², for the six
+    fixed σ² and the learned one (Table 1's models, q̂ and KL reused from the cache)."""
+    store = _models_first(store or Store(runtime=p.runtime), "figure1", p)
+
+    def one(seed):
+        out = {}
+        for label, config in sweep_models(p, seed).items():
+            e = elbo_score(store, config, p, seed)
+            out[f"sigma2 {label}"] = (store.model(config).sigma2, None)
+            out[f"elbo {label}"] = (e["elbo"], e["elbo_stderr"])
+            out[f"fid_qhat {label}"] = fid_score(store, config, p, seed, "qhat")
+            out[f"fid_prior {label}"] = fid_score(store, config, p, seed, "prior")
+            out[f"kl {label}"] = kl_score(store, config, p, seed)
+        return out
+
+    est = _per_seed(p, one)
+    labels = list(sweep_models(p, p.seeds[0]))
+    by = {q: {k: est[f"{q} {k}"] for k in labels} for q in ("sigma2", "elbo", "fid_qhat", "fid_prior", "kl")}
+    beats, collapsed = _collapse(p, store, lambda seed: sweep_models(p, seed))
+    diff = _paired_fids(p, store, _both_sources(p, lambda seed: sweep_models(p, seed)))
+    claims = paper.figure1_claims(by["elbo"], by["fid_qhat"], diff, collapsed)
+    best = max((k for k in labels if k != "learned"), key=lambda k: by["elbo"][k].mean)
+    kind = fid_kind(store, p)
+    headline = {"elbo_learned": by["elbo"]["learned"].text(1), "elbo_best_fixed": by["elbo"][best].text(1),
+                "elbo_best_fixed_sigma2": best, "fid_qhat_learned": by["fid_qhat"]["learned"].text(1),
+                "fid_prior_learned": by["fid_prior"]["learned"].text(1), "fid_kind": kind}
+    headline["collapsed"] = _listed(collapsed)
+    epochs = {k: _epochs(c) for k, c in sweep_models(p, p.seeds[0]).items()}
+    return Outcome("figure1", p, {**by, "fid_kind": kind, "beats_mean_image": beats, "collapsed": collapsed,
+                                  "epochs": epochs}, claims, headline=headline, computed=store.provenance())
+
+
+# ----------------------------------------------------------------------------- Table 2, Figure 2
+
+def _fid_table(p: Params, store: Store) -> dict:
+    """FID from q̂ and from the prior of Table 2's five models, per seed, and of real images."""
+    def one(seed):
+        out = {}
+        for name, config in table2_models(p, seed).items():
+            out[f"qhat {name}"] = fid_score(store, config, p, seed, "qhat")
+            out[f"prior {name}"] = fid_score(store, config, p, seed, "prior")
+        out["real"] = fid_score(store, None, p, seed, "real")
+        return out
+
+    est = _per_seed(p, one)
+    beats, collapsed = _collapse(p, store, lambda seed: table2_models(p, seed))
+    epochs = {n: _epochs(c) for n, c in table2_models(p, p.seeds[0]).items()}
+    return {"qhat": {n: est[f"qhat {n}"] for n in TABLE2_METHODS},
+            "prior": {n: est[f"prior {n}"] for n in TABLE2_METHODS}, "real": est["real"],
+            "beats_mean_image": beats, "collapsed": collapsed, "epochs": epochs}
+
+
+def _protocol_source(name: str) -> str:
+    """Where Table 2 samples each method from: q̂, WAE from the prior (appendix D)."""
+    return "prior" if name == "WAE" else "qhat"
+
+
+def table2(p: Params, store: Store | None = None) -> Outcome:
+    """Table 2: FID of samples from q̂ and from the prior for the five methods, and of real images.
+    The paper's protocol: q̂ where possible, WAE from the prior (appendix D)."""
+    store = _models_first(store or Store(runtime=p.runtime), "table2", p)
+    fids = _fid_table(p, store)
+    protocol = {n: fids[_protocol_source(n)][n] for n in TABLE2_METHODS}
+    ref = paper.TABLE2.get(p.dataset, {})
+    diff = _paired_fids(p, store, lambda seed: {n: (c, p, _protocol_source(n))
+                                                 for n, c in table2_models(p, seed).items()})
+    claims = paper.table2_claims(protocol, diff, p.dataset, fids["collapsed"])
+    others = [n for n in TABLE2_METHODS if n != "ours"]
+    best = min(others, key=lambda n: protocol[n].mean)
+    kind = fid_kind(store, p)
+    headline = {"fid_kind": kind, "ours": protocol["ours"].text(1),
+                "best_other": protocol[best].text(1),
+                "best_other_name": best, "real": fids["real"].text(1),
+                "paper_ours": ref.get("ours", float("nan")), "paper_real": ref.get("real", float("nan")),
+                "paper_best_other": min((ref[n] for n in others if n in ref), default=float("nan")),
+                "collapsed": _listed(fids["collapsed"])}
+    return Outcome("table2", p, {**fids, "protocol": protocol, "fid_kind": kind, "paper": ref},
+                   claims, headline=headline,
+                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), 64)},
+                   computed=store.provenance())
+
+
+def figure2(p: Params, store: Store | None = None) -> Outcome:
+    """Figure 2: (a) FID from q̂ beside FID from the prior for every method (Table 2's scores,
+    read from the cache); (b) samples of ours from q̂ and from the prior."""
+    store = _models_first(store or Store(runtime=p.runtime), "figure2", p)
+    fids = _fid_table(p, store)
+    diff = _paired_fids(p, store, _both_sources(p, lambda seed: table2_models(p, seed)))
+    gains = {n: diff(("prior", n), ("qhat", n)) for n in TABLE2_METHODS}
+    weakest = min(gains, key=lambda n: gains[n].mean)
+    kind = fid_kind(store, p)
+    headline = {"ours_qhat": fids["qhat"]["ours"].text(1), "ours_prior": fids["prior"]["ours"].text(1),
+                "smallest_gap": gains[weakest].text(1), "smallest_gap_method": weakest, "fid_kind": kind,
+                "collapsed": _listed(fids["collapsed"])}
+    return Outcome("figure2", p, {**fids, "gain": gains, "fid_kind": kind},
+                   paper.figure2_claims(gains, fids["collapsed"]), headline=headline,
+                   figures={"samples": _sample_grids(p, store, ["ours"], 64)}, computed=store.provenance())
+
+
+def _sample_grids(p: Params, store: Store, methods, n: int) -> dict:
+    """{method: {"q̂": images, "prior": images}} from the first seed's models."""
+    seed, out = p.seeds[0], {}
+    for name in methods:
+        config = table2_models(p, seed)[name]
+        model = store.model(config)
+        out[name] = {"q̂": generate(model, qhat(store, config, p, seed), n, seed),
+                     "prior": generate(model, StandardNormalPrior(model.latent_dim), n, seed)}
+    return out
+
+
+# ----------------------------------------------------------------------------- Table 3
+
+def table3(p: Params, store: Store | None = None) -> Outcome:
+    """Table 3: IWAE log-likelihood with the prior and with q̂, ours beside the paper's, with the
+    references that decide what the comparisons mean (issue 19): the mean image, a decoder that
+    ignores z, scored exactly at each model's σ² and at its own best σ² (a model that does not
+    beat it is *collapsed*); and each fixed-σ² baseline's decoder at its own best σ² (Eq. 10 on
+    the training set, calibrated), against which "ours (dataset σ²) beats them" can fail."""
+    store = _models_first(store or Store(runtime=p.runtime), "table3", p)
+    names = list(TABLE3_MODELS)
+
+    def one(seed):
+        out, iw = {}, {}
+        best = mean_image_score(store, p, None)
+        out["reference best"] = (best["mean"], best["stderr"])
+        out["reference sigma2"] = (best["sigma2"], None)
+        for name, config in table3_models(p, seed).items():
+            model = store.model(config)
+            iw[name] = s = iwae_score(store, config, p, seed)
+            for k in ("prior", "qhat", "gain"):
+                out[f"{k} {name}"] = (s[k]["mean"], s[k]["stderr"])
+            out[f"sigma2 {name}"] = (model.sigma2, None)
+            ref = best if model.variance == "pixel" else mean_image_score(store, p, model.sigma2)
+            out[f"reference {name}"] = (ref["mean"], ref["stderr"])
+            out[f"beats reference {name}"] = beats_mean_image(store, config, p, seed)
+        ours = iw["ours, dataset σ²"]["qhat"]["per_image"]
+        for a in paper.BASELINES_FIXED_SIGMA2:  # the paper's order of the baselines, paired
+            for b in paper.BASELINES_FIXED_SIGMA2:
+                if a != b:
+                    out[f"diff {a}|{b}"] = paired_difference(iw[a]["qhat"]["per_image"],
+                                                             iw[b]["qhat"]["per_image"])
+        out["pixel over dataset"] = paired_difference(iw["ours, pixel σ²"]["qhat"]["per_image"], ours)
+        for name in paper.BASELINES_FIXED_SIGMA2:
+            cal = calibrated_iwae_score(store, table3_models(p, seed)[name], p, seed)
+            out[f"calibrated {name}"] = (cal["qhat"]["mean"], cal["qhat"]["stderr"])
+            out[f"calibrated sigma2 {name}"] = (cal["sigma2"], None)
+            out[f"over calibrated {name}"] = paired_difference(ours, cal["qhat"]["per_image"])
+            out[f"over raw {name}"] = paired_difference(ours, iw[name]["qhat"]["per_image"])
+        return out
+
+    est = _per_seed(p, one)
+    fixed = paper.BASELINES_FIXED_SIGMA2
+    by = {q: {n: est[f"{q} {n}"] for n in names} for q in ("prior", "qhat", "gain", "sigma2", "reference",
+                                                           "beats reference")}
+    by |= {q: {n: est[f"{q} {n}"] for n in fixed}
+           for q in ("calibrated", "calibrated sigma2", "over calibrated", "over raw")}
+    by["reference best"], by["reference sigma2"] = est["reference best"], est["reference sigma2"]
+    collapsed = paper.collapsed(by["beats reference"])
+    d = math.prod(store.images(p.dataset, "test").shape[1:])
+    claims = paper.table3_claims(est["pixel over dataset"], by["over calibrated"], by["gain"], collapsed,
+                                 lambda a, b: est[f"diff {a}|{b}"], p.dataset)
+    checks = paper.table3_checks(by["over raw"], {n: by["sigma2"][n].mean for n in fixed}, d)
+    ref = paper.TABLE3.get(p.dataset, {})
+    headline = {f"{key}_{col}": by[q][name].text(1)
+                for key, name in (("pixel", "ours, pixel σ²"), ("dataset", "ours, dataset σ²"),
+                                  ("vae", "VAE"))
+                for col, q in (("prior", "prior"), ("qhat", "qhat"))}
+    headline |= {f"paper_{k}_qhat": ref.get(n, (math.nan, math.nan))[1] for k, n in (
+        ("pixel", "ours, pixel σ²"), ("dataset", "ours, dataset σ²"), ("vae", "VAE"))}
+    headline |= {"collapsed": _listed(collapsed), "reference_best": by["reference best"].text(1),
+                 "reference_sigma2": by["reference sigma2"].mean,
+                 "vae_calibrated": by["calibrated"]["VAE"].text(1),
+                 "vae_calibrated_sigma2": by["calibrated sigma2"]["VAE"].mean}
+    # What Algorithm 1's floor allows: our bound, and the one the paper's own dataset row implies
+    s2 = by["sigma2"]["ours, pixel σ²"].mean
+    headline |= {"d": d, "sigma2_dataset": s2, "floor_bound": paper.floor_bound(d, s2 / 2),
+                 "bound_vae": paper.floor_bound(d, by["sigma2"]["VAE"].mean),
+                 "bound_beta_vae": paper.floor_bound(d, by["sigma2"]["β-VAE"].mean),
+                 "dataset_over_raw": min(by["over raw"].values(), key=lambda e: e.mean).text(1)}
+    if ref:
+        implied = paper.implied_sigma2(ref["ours, dataset σ²"][1], d)
+        headline |= {"paper_implied_sigma2": implied, "paper_floor_bound": paper.floor_bound(d, implied / 2)}
+    epochs = {n: _epochs(c) for n, c in table3_models(p, p.seeds[0]).items()}
+    numbers = {**by, "collapsed": collapsed, "paper": ref, "epochs": epochs}
+    return Outcome("table3", p, numbers, claims, checks, headline, computed=store.provenance())
+
+
+# ----------------------------------------------------------------------------- Table 4
+
+def table4(p: Params, store: Store | None = None) -> Outcome:
+    """Table 4 (ablation): FID of ours from q̂ against its number of components M, with q̂'s
+    held-out log-likelihood on test-image latents (it falls once q̂ overfits) and its fit time.
+    The paper's Table 4 is CelebA (M = 500 … 10,000); here any dataset, over ``components_list``."""
+    store = store or Store(runtime=p.runtime)
+    ms = sorted(p.components_list)
+    n_train = len(store.images(p.dataset, "train"))
+    if ms[-1] > n_train:  # before any training
+        raise ValueError(f"components_list asks for {ms[-1]} components but there are only {n_train} "
+                         f"fitting points; use at most {n_train}")
+    _models_first(store, "table4", p)
+
+    reference = min(ms, key=lambda m: abs(m - 32))  # the paper's M for 28×28 data, or the nearest
+
+    def one(seed):
+        config = ours_model(p, seed)["ours"]
+        prior = (config, p, "prior")
+        out = {"prior": fid_score(store, config, p, seed, "prior")}
+        for m in ms:
+            pm = dataclasses.replace(p, components=m)
+            out[f"fid {m}"] = fid_score(store, config, pm, seed, "qhat")
+            out[f"prior gap {m}"] = fid_difference(store, seed, prior, (config, pm, "qhat"))
+            ref = (config, dataclasses.replace(p, components=reference), "qhat")
+            out[f"change {m}"] = fid_difference(store, seed, (config, pm, "qhat"), ref)  # 0 ± 0 at ref
+            out[f"heldout {m}"] = heldout_score(store, config, p, seed, m)
+            out[f"seconds {m}"] = (qhat(store, config, p, seed, m).fit_seconds, None)
+        return out
+
+    est = _per_seed(p, one)
+    by = {q: {m: est[f"{q} {m}"] for m in ms} for q in ("fid", "heldout", "seconds", "prior gap", "change")}
+    claims = paper.table4_claims(by["fid"], by["prior gap"], by["change"], reference)
+    kind = fid_kind(store, p)
+    headline = {"reference_m": reference, "fid_ref": by["fid"][reference].text(1),
+                "threshold_percent": 100 * paper.TABLE4_THRESHOLD,
+                "fid_prior": est["prior"].text(1),
+                "fid_largest_m": by["fid"][ms[-1]].text(1), "largest_m": ms[-1],
+                "fid_kind": kind,
+                "paper_celeba_500": paper.TABLE4[500], "paper_celeba_2000": paper.TABLE4[2000]}
+    seed = p.seeds[0]
+    config = ours_model(p, seed)["ours"]
+    model = store.model(config)
+    shown = sorted({ms[0], reference, ms[-1]})
+    grids = {f"q̂, M = {m}": generate(model, qhat(store, config, p, seed, m), 64, seed)
+             for m in shown}
+    grids["prior"] = generate(model, StandardNormalPrior(model.latent_dim), 64, seed)
+    return Outcome("table4", p, {**by, "fid_prior": est["prior"], "fid_kind": kind,
+                                 "epochs": {"ours": _epochs(config)}}, claims,
+                   headline=headline, figures={"samples": {"ours": grids}}, computed=store.provenance())
+
+
+# ----------------------------------------------------------------------------- Figures 3-4
+
+def uncertainty(p: Params, store: Store | None = None) -> Outcome:
+    """Figures 3 and 4: reconstructions of test images and samples from q̂, with their σ²(z) maps
+    (first seed), and the measured claims (:func:`sigmavae.scores.uncertainty_score`): σ² marks where
+    the reconstruction is wrong, better than chance and than a map that ignores z (the training set's
+    per-pixel variance), and on samples it is high where the training images vary."""
+    if p.epochs2 < 1:
+        raise ValueError("the uncertainty figures need stage 2 (per-pixel σ²): epochs2 must be >= 1")
+    store = _models_first(store or Store(runtime=p.runtime), "figure3_4", p)
+
+    def one(seed):
+        s = uncertainty_score(store, ours_model(p, seed)["ours"], p, seed)
+        return {"auroc": (s["auroc"], s["auroc_std"]), "spearman": (s["spearman"], s["spearman_std"]),
+                "fraction_at_floor": (s["fraction_at_floor"], None), "floor": (s["floor"], None),
+                "sigma2_dataset": (s["sigma2_dataset"], None), "sigma2_min": (s["sigma2_min"], None),
+                "sigma2_p99": (s["sigma2_quantiles_1_50_99"][2], None),
+                "auroc_trivial": (s["auroc_trivial"], s["auroc_trivial_std"]),
+                "auroc_over_trivial": (s["auroc_over_trivial"], s["auroc_over_trivial_std"]),
+                "generated_spearman": (s["generated_spearman"], s["generated_spearman_stderr"]),
+                "generated_constant": (s["generated_constant"], None),
+                "generated_samples": (s["generated_samples"], None)}
+
+    est = _per_seed(p, one)
+    checks = [{"text": "σ² never falls below the floor (by construction: the floor is added to the "
+                       "variance network's output)",
+               "passed": all(m >= f * (1 - 1e-5) for m, f in zip(est["sigma2_min"].values,
+                                                                  est["floor"].values, strict=True))}]
+    config = ours_model(p, p.seeds[0])["ours"]
+    model = store.model(config)
+    x = store.images(p.dataset, "test")[:p.n_samples]
+    with torch.no_grad():
+        recon, log_var_r = model.decode(model.encode(x)[0])  # from the posterior mean
+        z = qhat(store, config, p, p.seeds[0]).sample(p.n_samples, seed=p.seeds[0])
+        gen, log_var_g = model.decode(z.to(store.device))
+    headline = {"auroc": est["auroc"].text(3), "spearman": est["spearman"].text(3),
+                "fraction_at_floor": est["fraction_at_floor"].mean, "floor": est["floor"].mean,
+                "sigma2_dataset": est["sigma2_dataset"].mean, "sigma2_p99": est["sigma2_p99"].mean,
+                "auroc_trivial": est["auroc_trivial"].text(3),
+                "auroc_over_trivial": est["auroc_over_trivial"].text(3),
+                "generated_spearman": est["generated_spearman"].text(3),
+                "generated_constant": est["generated_constant"].mean,
+                "generated_samples": est["generated_samples"].mean}
+    claims = paper.uncertainty_claims(est["auroc"], est["spearman"],
+                                      auroc_over_trivial=est["auroc_over_trivial"],
+                                      generated_spearman=est["generated_spearman"])
+    return Outcome("figure3_4", p, est, claims, checks, headline,
+                   figures={"reconstructions": (x, recon, log_var_r.exp()),
+                            "samples": (gen, log_var_g.exp())}, computed=store.provenance())
+
+
+# ----------------------------------------------------------------------------- appendix
+
+def appendix_samples(p: Params, store: Store | None = None) -> Outcome:
+    """Appendix D, Figures 1-13: ``n_samples`` samples per method from q̂ and from the prior
+    (Table 2's models, first seed). No claims: the paper's are about the FIDs of Table 2."""
+    store = _models_first(store or Store(runtime=p.runtime), "appendix", p)
+    beats, collapsed = _collapse(p, store, lambda seed: table2_models(p, seed))
+    epochs = {n: _epochs(c) for n, c in table2_models(p, p.seeds[0]).items()}
+    return Outcome("appendix", p, {"beats_mean_image": beats, "collapsed": collapsed, "epochs": epochs}, [],
+                   headline={"collapsed": _listed(collapsed)},
+                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), p.n_samples)},
+                   computed=store.provenance())
+
+
+# ----------------------------------------------------------------------------- beyond the paper
+
+BEYOND_IMAGES = 500  # test images of the likelihoods: Table 3's 500, so its IWAEs are reused
+
+
+def beyond(p: Params, store: Store | None = None) -> Outcome:
+    """Beyond the paper (issue 22), three questions:
+
+    1. The probability of the 8-bit test pixels (:func:`sigmavae.scores.discrete_iwae_score`: IWAE
+       with k = ``p.iwae_k`` and ``p.iwae_k_large``, with the prior and with q̂), in nats and bits per
+       dimension, for Table 3's models, stage 1 run as long as both stages, and the mean image
+       (exactly), beside the density of Table 3; for the models with one global σ² well above the
+       bin width the two differ by about d·log 255 nats
+       (:func:`sigmavae.likelihoods.discretized_gaussian_log_prob`).
+    2. What stage 2 buys: ours after both stages against stage 1 alone for as many epochs
+       (:data:`sigmavae.artefacts.EQUAL_EPOCHS`): IWAE (density and 8-bit), FID from q̂ and from the
+       prior, the uncertainty measures of Figures 3-4 (:func:`sigmavae.literature.stage2_claims`).
+    3. How σ is learned in stage 1 (:data:`sigmavae.artefacts.SIGMA_LEARNING`): σ² after every
+       epoch (the training history), test IWAE and FID from q̂ after ``p.epochs1`` epochs
+       (:func:`sigmavae.literature.sigma_learning_claims`), and the bound on how far Adam can move σ.
+    """
+    if p.epochs2 < 1:
+        raise ValueError("what stage 2 buys needs stage 2: epochs2 must be >= 1")
+    store = _models_first(store or Store(runtime=p.runtime), "beyond", p)
+    ip = dataclasses.replace(p, n_samples=BEYOND_IMAGES)
+    d = math.prod(store.images(p.dataset, "test").shape[1:])
+    likelihood_models = [*TABLE3_MODELS, EQUAL_EPOCHS]
+    scored = list(dict.fromkeys([*likelihood_models, *SIGMA_LEARNING]))
+    pixel = "ours, pixel σ²"
+
+    def one(seed):
+        configs = beyond_models(p, seed)
+        out, per = {}, {}
+        for key, ref in (("continuous", mean_image_score(store, ip, None)),
+                         ("discrete", mean_image_discrete_score(store, ip))):
+            out[f"{key} mean image"] = (ref["mean"], ref["stderr"])
+        out["bpd mean image"] = (bits_per_dim(out["discrete mean image"][0], d), out["discrete mean image"][1]
+                                 / (d * math.log(2)))
+        for name in scored:
+            c = configs[name]
+            cont = iwae_score(store, c, ip, seed)
+            small = discrete_iwae_score(store, c, ip, seed, p.iwae_k)
+            large = discrete_iwae_score(store, c, ip, seed, p.iwae_k_large)
+            per[name] = {"continuous": cont["qhat"]["per_image"], "discrete": large["qhat"]["per_image"]}
+            out[f"continuous {name}"] = (cont["qhat"]["mean"], cont["qhat"]["stderr"])
+            out[f"discrete small {name}"] = (small["qhat"]["mean"], small["qhat"]["stderr"])
+            out[f"discrete {name}"] = (large["qhat"]["mean"], large["qhat"]["stderr"])
+            out[f"discrete prior {name}"] = (large["prior"]["mean"], large["prior"]["stderr"])
+            out[f"bpd {name}"] = (bits_per_dim(large["qhat"]["mean"], d),
+                                  large["qhat"]["stderr"] / (d * math.log(2)))
+            out[f"larger k gain {name}"] = paired_difference(large["qhat"]["per_image"],
+                                                             small["qhat"]["per_image"])
+            out[f"density minus probability {name}"] = paired_difference(cont["qhat"]["per_image"],
+                                                                         small["qhat"]["per_image"])
+            out[f"sigma2 {name}"] = (store.model(c).sigma2, None)
+            out[f"beats reference {name}"] = beats_mean_image(store, c, p, seed)
+            out[f"fid qhat {name}"] = fid_score(store, c, p, seed, "qhat")
+        for name in (pixel, EQUAL_EPOCHS, "ours, dataset σ²"):
+            out[f"fid prior {name}"] = fid_score(store, configs[name], p, seed, "prior")
+        out["stage2 density"] = paired_difference(per[pixel]["continuous"], per[EQUAL_EPOCHS]["continuous"])
+        out["stage2 discrete"] = paired_difference(per[pixel]["discrete"], per[EQUAL_EPOCHS]["discrete"])
+        for source in ("qhat", "prior"):
+            out[f"stage2 fid {source}"] = fid_difference(store, seed, (configs[pixel], p, source),
+                                                         (configs[EQUAL_EPOCHS], p, source))
+        u = uncertainty_score(store, configs[pixel], p, seed)
+        for k in ("auroc", "auroc_over_trivial", "spearman"):
+            out[f"uncertainty {k}"] = (u[k], u[f"{k}_std"])
+        out["uncertainty generated_spearman"] = (u["generated_spearman"], u["generated_spearman_stderr"])
+        out["fraction at floor"] = (u["fraction_at_floor"], None)
+        sigma, log_sigma, closed = (configs[n] for n in SIGMA_LEARNING)
+        out["sigma over log sigma"] = paired_difference(per["Adam on σ"]["continuous"],
+                                                        per["Adam on log σ"]["continuous"])
+        out["closed over sigma"] = paired_difference(per["Eq. 10 (closed form)"]["continuous"],
+                                                     per["Adam on σ"]["continuous"])
+        out["fid sigma minus closed"] = fid_difference(store, seed, (sigma, p, "qhat"), (closed, p, "qhat"))
+        return out
+
+    est = _per_seed(p, one)
+    by = {q: {n: est[f"{q} {n}"] for n in scored if f"{q} {n}" in est}
+          for q in ("continuous", "discrete small", "discrete", "discrete prior", "bpd", "larger k gain",
+                    "density minus probability", "sigma2", "beats reference", "fid qhat", "fid prior")}
+    collapsed = paper.collapsed(by["beats reference"])
+    claims = [*literature.stage2_claims(est["stage2 density"], est["stage2 discrete"],
+                                        {s: est[f"stage2 fid {s}"] for s in ("qhat", "prior")}, collapsed),
+              *literature.sigma_learning_claims(est["sigma over log sigma"], est["closed over sigma"],
+                                                est["fid sigma minus closed"], collapsed)]
+    weakest = min(by["larger k gain"].items(), key=lambda kv: kv[1].mean)
+    checks = [{"text": f"the 8-bit IWAE rises with k (k = {p.iwae_k_large} against k = {p.iwae_k}, every "
+                       "model; Burda et al.: in expectation by construction)",
+               "passed": all(e.mean > -2 * (e.se or 0) for e in by["larger k gain"].values()),
+               "margin": f"{weakest[1].text(2)} nats ({weakest[0]})"},
+              {"text": "no 8-bit probability exceeds 1 (every log P ≤ 0)",
+               "passed": all(e.mean <= 0 for e in by["discrete"].values())}]
+    traces = {name: [_sigma2_trace(store, beyond_models(p, s)[name]) for s in p.seeds]
+              for name in SIGMA_LEARNING}
+    steps = math.ceil(len(store.images(p.dataset, "train")) / beyond_models(p, p.seeds[0])[pixel].batch_size)
+    config = beyond_models(p, p.seeds[0])["Adam on σ"]
+    reach = literature.adam_sigma_bound(config.lr, steps * p.epochs1)
+    bounds = [literature.adam_sigma_bound(config.lr, steps * e) for e in range(1, p.epochs1 + 1)]
+    bounds = {"Adam on σ": [b["sigma"] for b in bounds], "Adam on log σ": [b["log_sigma"] for b in bounds]}
+    headline = {"bpd_pixel": by["bpd"][pixel].text(3), "bpd_dataset": by["bpd"]["ours, dataset σ²"].text(3),
+                "bpd_mean_image": est["bpd mean image"].text(3), "d_log_255": d * math.log(255),
+                "stage2_density": est["stage2 density"].text(1),
+                "stage2_discrete": est["stage2 discrete"].text(1),
+                "stage2_fid_qhat": est["stage2 fid qhat"].text(2), "collapsed": _listed(collapsed),
+                "sigma_over_log_sigma": est["sigma over log sigma"].text(1),
+                "closed_over_sigma": est["closed over sigma"].text(1),
+                "reach_sigma2_sigma": reach["sigma"], "reach_sigma2_log_sigma": reach["log_sigma"],
+                "steps_per_epoch": steps}
+    epochs = {n: _epochs(c) for n, c in beyond_models(p, p.seeds[0]).items()}
+    numbers = {**by, "mean image": {k: est[f"{k} mean image"] for k in ("continuous", "discrete", "bpd")},
+               **{k: est[k] for k in ("stage2 density", "stage2 discrete", "stage2 fid qhat",
+                                      "stage2 fid prior", "sigma over log sigma", "closed over sigma",
+                                      "fid sigma minus closed", "fraction at floor")},
+               "uncertainty": {k: est[f"uncertainty {k}"] for k in ("auroc", "auroc_over_trivial", "spearman",
+                                                                   "generated_spearman")},
+               "collapsed": collapsed, "epochs": epochs, "d": d, "sigma2_reach": reach,
+               "steps_per_epoch": steps, "literature": literature.MNIST_8BIT if p.dataset == "mnist" else [],
+               "rybkin_fid": literature.RYBKIN_MNIST_FID, "fid_kind": fid_kind(store, p)}
+    return Outcome("beyond", p, numbers, claims, checks, headline,
+                   figures={"sigma2": traces, "sigma2_bounds": bounds},
+                   computed=store.provenance())
+
+
+def _sigma2_trace(store: Store, config) -> list[float]:
+    """σ² after each training epoch (the run's history; Eq. 10 over the training set where the
+    history has it, else the last batch's)."""
+    store.model(config)  # trained
+    history = json.loads((store.run_dir(config) / "history.json").read_text())
+    return [h.get("sigma2", math.nan) for h in history]
+
+
+RUNNERS = {"table1": table1, "figure1": figure1, "table2": table2, "table3": table3, "table4": table4,
+           "figure2": figure2, "figure3_4": uncertainty, "appendix": appendix_samples, "beyond": beyond}

@@ -1,0 +1,140 @@
+"""How and where to run, and the small I/O helpers every other module stands on.
+
+:class:`Runtime` is the one object that carries the settings that change where and how something
+runs but never a number: the device, the data root, the cache folder, whether downloads are
+allowed, where pytorch-fid's Inception weights are, and whether to print progress. The notebooks'
+parameters and the command line's options build one; it is passed by keyword (``runtime=``)
+through :class:`sigmavae.cache.Store` to training, the FID extractors and the classifier.
+
+Below it: :func:`resolve_device`, :func:`atomic_write` (the one way the package writes a file a
+reader, or a process killed at any moment, must never see half-written) and :func:`read_file`.
+This module imports nothing else of the package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """Where and how to run; none of it changes a result beyond rounding (and none of it is in a
+    cache key): ``precision`` is the networks' arithmetic (:mod:`sigmavae.precision`), recorded
+    with every model and score it produced.
+
+    ``download`` None defers to ``$SIGMAVAE_DOWNLOAD=1``; ``cache_dir`` None to
+    ``$SIGMAVAE_CACHE``, else ``~/.cache/sigmavae``; ``data_root`` None to ``$SIGMAVAE_DATA``
+    (:func:`sigmavae.data.data_root`); ``fid_weights`` None to ``$SIGMAVAE_FID_WEIGHTS`` or torch
+    hub's cache (:func:`sigmavae.fid.resolve_inception_weights`)."""
+
+    device: str | torch.device = "auto"
+    data_root: str | os.PathLike | None = None
+    cache_dir: str | os.PathLike | None = None
+    download: bool | None = None
+    fid_weights: str | os.PathLike | None = None
+    progress: bool = True
+    precision: str | None = None  # auto | bf16 | fp32 (None: $SIGMAVAE_PRECISION, else auto)
+    group: int | None = None  # models trained in one vmapped step (None: $SIGMAVAE_GROUP, else auto)
+
+    @property
+    def cache(self) -> Path:
+        """The cache folder: models, q̂, scores, the FID classifier and real-image features."""
+        return Path(self.cache_dir or os.environ.get("SIGMAVAE_CACHE") or "~/.cache/sigmavae").expanduser()
+
+    def group_size(self, device: torch.device) -> int:
+        """How many models that share networks train in one step (:func:`sigmavae.training.train_group`):
+        ``group``, else ``$SIGMAVAE_GROUP``, else 8 on a GPU (where one model's kernels leave the card
+        waiting on launches) and 1 on a CPU (already busy with one model's batch of 256:
+        ``bench/train_speed.py --group 3`` measured no gain there)."""
+        value = self.group or int(os.environ.get("SIGMAVAE_GROUP") or 0)
+        if value < 0:
+            raise ValueError(f"group {value}: pass the number of models per step, >= 1 (or 0 for auto)")
+        return value or (8 if device.type == "cuda" else 1)
+
+    @property
+    def allow_download(self) -> bool:
+        """``download``, or, when None, ``$SIGMAVAE_DOWNLOAD=1``."""
+        return self.download if self.download is not None else os.environ.get("SIGMAVAE_DOWNLOAD") == "1"
+
+
+DEFAULT_RUNTIME = Runtime()  # auto device, the environment's folders, no download unless $SIGMAVAE_DOWNLOAD
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` = CUDA when present, else CPU. A device that does not exist here is refused with a
+    ValueError that says which ones do (before anything is loaded or trained)."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a device torch knows: use auto, cpu, cuda, cuda:N "
+                         "or mps") from err
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(f"device {device!r}: torch sees no CUDA GPU on this machine; use --device cpu "
+                             "(or auto, which takes a GPU only where there is one)")
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"device {device!r}: this machine has {n} CUDA GPU(s), cuda:0 … cuda:{n - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available here; use --device cpu or auto")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r}: sigmavae runs on auto, cpu, cuda, cuda:N or mps")
+    return dev
+
+
+class CorruptFileError(ValueError):
+    """A file that cannot be read back: truncated, or not what it should be."""
+
+
+def first_line(err: BaseException, width: int = 160) -> str:
+    """An exception's first line, for one-line error messages."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:width]
+
+
+def atomic_write(path: str | Path, obj) -> Path:
+    """Write ``obj`` to ``path`` so that a reader (or a process killed at any moment) sees the old
+    file or the new one, never half of one: bytes and str are written as they are, anything else
+    with ``torch.save``; into a temporary file in the same directory, fsync, ``os.replace``, and an
+    fsync of the directory that makes the rename itself durable."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Hidden, and named after the process: two writers never share one, and train() sweeps the
+    # leftovers of a killed one (".*.tmp-*").
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            if isinstance(obj, bytes | bytearray | memoryview):
+                f.write(obj)
+            elif isinstance(obj, str):
+                f.write(obj.encode())
+            else:
+                torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
+def read_file(path: Path, remedy: str):
+    """A file's content (JSON, or ``torch.load`` on CPU with ``weights_only``); a truncated or
+    corrupt one is refused with an error that names it and says what to do (``remedy``)."""
+    try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # zip, pickle and JSON errors alike: the file is unusable
+        raise CorruptFileError(f"{path} is corrupt or truncated ({first_line(err)}); {remedy}") from err
