@@ -32,6 +32,26 @@ def test_the_section_follows_a_results_file(tmp_path):
         readme_results.replaced("no markers here", text)
 
 
+
+def test_the_fid_table_marks_the_sampler_each_claim_compares(tmp_path):
+    """Table 2's claims compare each method as the paper samples it (WAE from its prior): the bold
+    cell is that one, so a reader can check a margin against the table."""
+    import json
+
+    src = json.loads((ROOT / "results" / "paper" / "table2-mnist.json").read_text())
+    (tmp_path / "table2-mnist.json").write_text(json.dumps(src))
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:3]
+            for line in readme_results.section([tmp_path / "table2-mnist.json"]).splitlines()
+            if line.startswith("| ") and " ± " in line}
+    n = src["numbers"]
+    for method, (qhat, prior) in rows.items():
+        if method == "real images":
+            continue
+        used = "prior" if method == "WAE" else "qhat"
+        assert f"{n['protocol'][method]['mean']:.1f}" in (prior if used == "prior" else qhat)
+        assert (prior if used == "prior" else qhat).startswith("**"), (method, qhat, prior)
+        assert not (qhat if used == "prior" else prior).startswith("**"), (method, qhat, prior)
+
 @pytest.mark.slow
 def test_the_first_run_prints_what_the_readme_shows(tmp_path):
     """The README's "First run": train on the bundled digits, evaluate, and compare the printed
