@@ -11,6 +11,9 @@ training never leaves a half-written entry; the next call resumes it from its ch
 (:func:`sigmavae.training.train` with ``resume=True``) instead of starting over. An exclusive
 file lock per key makes two processes that need the same model train it once (the second waits,
 then reads the finished run), and guarantees that one process at a time uses the partial run.
+Algorithm 1's stage-1 model (Table 3's "ours, dataset σ²") is what the two-stage model passes
+through at its stage switch: training the two-stage one writes it too (:func:`cached_runs`), and
+:func:`training_plan` leaves it out where its two-stage model is to be trained anyway.
 
 **q̂ and scores** (:class:`Store`) live inside the model's run directory, keyed by the evaluation
 settings: ``qhat-<M>-seed<S>.pt`` (plain tensors, loaded with ``weights_only``: opening a cache or
@@ -44,7 +47,7 @@ from .precision import resolve_precision
 from .runs import load_run, run_precision
 from .runtime import Runtime, atomic_write, resolve_device
 from .sampling import GaussianMixturePrior, fit_aggregate_posterior
-from .training import check_group, model_name, shared, train_group
+from .training import check_group, model_name, shared, stage_1_config, train_group
 
 
 def config_key(config: TrainConfig) -> str:
@@ -70,7 +73,11 @@ def cached_runs(configs: list[TrainConfig], *, runtime: Runtime) -> list[Path]:
     (:func:`sigmavae.training.check_group`): those not cached yet train together, in one vmapped
     step (:func:`sigmavae.training.train_group`), each into its own entry. The locks are taken in
     key order, so processes asking for overlapping groups never wait on each other in a circle.
-    A model that diverges raises once the others are in place."""
+    A model that diverges raises once the others are in place.
+
+    A two-stage model's stage-1 run (:func:`sigmavae.training.stage_1_config`) goes into the
+    cache too, written at the stage switch, where it is not cached yet and no other process holds
+    its lock (that one is training it: taken without waiting, so nobody waits on a by-product)."""
     check_group(configs)
     targets = [run_dir(c, runtime.cache) for c in configs]
     if all((t / "model.pt").is_file() for t in targets):
@@ -81,18 +88,50 @@ def cached_runs(configs: list[TrainConfig], *, runtime: Runtime) -> list[Path]:
             lock = locks.enter_context(open(t.with_suffix(".lock"), "w"))
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if we die
         todo = [i for i, t in enumerate(targets) if not (t / "model.pt").is_file()]  # another process
-        for i in todo:  # may have finished some while we waited
-            for stale in targets[i].parent.glob(targets[i].name + ".tmp-*"):  # left by old versions
+        stage_1 = [_claim_stage_1(configs[i], runtime.cache, locks) for i in todo]  # may have finished
+        for t in [targets[i] for i in todo] + [t for t in stage_1 if t is not None]:  # some meanwhile
+            for stale in t.parent.glob(t.name + ".tmp-*"):  # left by old versions or a dead process
                 shutil.rmtree(stale, ignore_errors=True)
         partials = [targets[i].with_name(targets[i].name + ".partial") for i in todo]
         try:
             if todo:
-                train_group([configs[i] for i in todo], out_dirs=partials, runtime=runtime, resume=True)
+                train_group([configs[i] for i in todo], out_dirs=partials, runtime=runtime, resume=True,
+                            stage_1_dirs=stage_1)
         finally:  # the models that finished go into place, also when another one diverged
             for i, partial in zip(todo, partials, strict=True):
                 if (partial / "model.pt").is_file() and not (partial / "checkpoint.pt").exists():
                     os.replace(partial, targets[i])
+            for t in stage_1:  # a stage-1-only training of it that was interrupted is not needed now
+                if t is not None and (t / "model.pt").is_file():
+                    shutil.rmtree(t.with_name(t.name + ".partial"), ignore_errors=True)
     return targets
+
+
+def _claim_stage_1(config: TrainConfig, cache: Path, locks: contextlib.ExitStack) -> Path | None:
+    """The run directory where ``config``'s stage-1 model is to be written at its stage switch,
+    its lock taken into ``locks``; None where it has no stage 2, is cached, or is locked by
+    another process."""
+    first = stage_1_config(config)
+    if first is None or (run_dir(first, cache) / "model.pt").is_file():
+        return None
+    target = run_dir(first, cache)
+    lock = locks.enter_context(open(target.with_suffix(".lock"), "w"))
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return None
+    return None if (target / "model.pt").is_file() else target
+
+
+def training_plan(configs, cache: str | os.PathLike) -> list[TrainConfig]:
+    """The models to train for ``configs``: each once, none already cached, and no stage-1 run
+    whose two-stage model is in the plan (:func:`cached_runs` writes it at the stage switch).
+    Call again after training it: what is still missing then (a two-stage model that resumed past
+    its switch writes no stage-1 run) is the next plan."""
+    unique = list({config_key(c): c for c in configs}.values())
+    missing = [c for c in unique if not (run_dir(c, cache) / "model.pt").is_file()]
+    covered = {config_key(s) for c in missing if (s := stage_1_config(c)) is not None}
+    return [c for c in missing if config_key(c) not in covered]
 
 
 def groups(configs, size: int) -> list[list[TrainConfig]]:
@@ -177,20 +216,23 @@ class Store:
         return out
 
     def train(self, configs) -> None:
-        """Train those of ``configs`` that are not cached yet, saying which model of how many (a
-        notebook run with papermill's --log-output shows it in the terminal)."""
+        """Train those of ``configs`` that are not cached yet (:func:`training_plan`: a stage-1 run
+        comes with its two-stage model), saying which model of how many (a notebook run with
+        papermill's --log-output shows it in the terminal)."""
         unique = {config_key(c): c for c in configs}.values()
         missing = [c for c in unique if not (self.run_dir(c) / "model.pt").is_file()]
-        done = 0
-        for group in groups(missing, self.runtime.group_size(self.device)):
-            if self.progress:
-                which = f"{done + 1}" if len(group) == 1 else f"{done + 1}-{done + len(group)}"
-                c = group[0]
-                print(f"training model {which} of {len(missing)}: {', '.join(map(model_name, group))}, "
-                      f"{c.epochs1} + {c.epochs2} epochs, {self.precision}", flush=True)
-            cached_runs(group, runtime=self.runtime)
-            self.computed["model"] += len(group)
-            done += len(group)
+        done = planned = 0
+        while plan := training_plan(missing, self.base):
+            planned += len(plan)
+            for group in groups(plan, self.runtime.group_size(self.device)):
+                if self.progress:
+                    which = f"{done + 1}" if len(group) == 1 else f"{done + 1}-{done + len(group)}"
+                    c = group[0]
+                    print(f"training model {which} of {planned}: {', '.join(map(model_name, group))}, "
+                          f"{c.epochs1} + {c.epochs2} epochs, {self.precision}", flush=True)
+                cached_runs(group, runtime=self.runtime)
+                done += len(group)
+        self.computed["model"] += len(missing)
 
     def qhat(self, config: TrainConfig, components: int, seed: int, points: int | None = None):
         """q̂ (Eq. 13) of ``config``'s model: ``components`` Gaussians fitted on one posterior

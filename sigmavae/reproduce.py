@@ -26,7 +26,7 @@ import papermill
 import torch
 
 from .artefacts import ARTEFACTS, required_configs, resolve
-from .cache import cached_runs, config_key, groups, run_dir
+from .cache import cached_runs, config_key, groups, training_plan
 from .params import PROFILES, unknown_names
 from .runtime import Runtime, resolve_device
 from .sweeps import train_with_submitit
@@ -125,34 +125,38 @@ def fold_injected_parameters(path: Path) -> None:
 def train_concurrently(configs, jobs: int, runtime: Runtime, threads: int | None = None, log=print) -> None:
     """Each config into ``runtime``'s model cache, ``jobs`` processes at once, each training a
     group of models that share networks in one vmapped step (:func:`cached_runs`, groups of
-    ``runtime.group_size``: 8 on a GPU, 1 on a CPU by default). Models already cached are not
-    counted; as each group finishes, ``log`` gets a line saying which, after how long, and about
-    how long is left (the wall time per finished model so far times the models left).
+    ``runtime.group_size``: 8 on a GPU, 1 on a CPU by default). What is trained is
+    :func:`training_plan`'s: models already cached or asked for twice are not counted, nor a
+    stage-1 run that its two-stage model writes at the switch. As each group finishes, ``log``
+    gets a line saying which, after how long, and about how long is left (the wall time per
+    finished model so far times the models left).
 
     ``threads``: torch's intra-op threads per process; default on a CPU: its threads ÷ ``jobs``
     (left to torch, each would take them all and the processes would fight over the cores).
     """
-    unique = {config_key(c): c for c in configs}.values()
-    missing = [c for c in unique if not (run_dir(c, runtime.cache) / "model.pt").is_file()]
-    if not missing:
-        log(f"all {len(unique)} models are cached: nothing to train")
+    plan = training_plan(configs, runtime.cache)
+    if not plan:
+        log(f"all {len({config_key(c) for c in configs})} models are cached: nothing to train")
         return
     if threads is None and resolve_device(runtime.device).type == "cpu":
         threads = max(1, torch.get_num_threads() // jobs)
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
-    start, done = time.perf_counter(), 0
+    start, done, planned = time.perf_counter(), 0, 0
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_set_threads,
                              initargs=(threads,)) as pool:
         size = runtime.group_size(resolve_device(runtime.device))
-        futures = {pool.submit(cached_runs, g, runtime=runtime): g for g in groups(missing, size)}
-        for future in as_completed(futures):
-            future.result()  # re-raises a failed training here
-            done += len(futures[future])
-            elapsed = time.perf_counter() - start
-            left = elapsed / done * (len(missing) - done)
-            eta = f"; about {left / 60:.0f} min left" if done < len(missing) else ""
-            log(f"trained {done} of {len(missing)} ({', '.join(map(model_name, futures[future]))}) "
-                f"after {elapsed / 60:.1f} min{eta}")
+        while plan:  # again for what the first plan left (a two-stage model resumed past its switch)
+            planned += len(plan)
+            futures = {pool.submit(cached_runs, g, runtime=runtime): g for g in groups(plan, size)}
+            for future in as_completed(futures):
+                future.result()  # re-raises a failed training here
+                done += len(futures[future])
+                elapsed = time.perf_counter() - start
+                left = elapsed / done * (planned - done)
+                eta = f"; about {left / 60:.0f} min left" if done < planned else ""
+                log(f"trained {done} of {planned} ({', '.join(map(model_name, futures[future]))}) "
+                    f"after {elapsed / 60:.1f} min{eta}")
+            plan = training_plan(configs, runtime.cache)
 
 
 def _set_threads(threads: int | None) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
+import shutil
 import signal
 import threading
 from dataclasses import dataclass
@@ -167,6 +169,21 @@ def finish_run(out_dir: str | Path, model: VAE, config: TrainConfig, history: li
     atomic_write(out / "model.pt", {"state_dict": model.state_dict(), "variance": model.variance,
                                     "floor": model.floor, "sigma_param": model.sigma_param})
     (out / CHECKPOINT).unlink(missing_ok=True)
+    return out
+
+
+def place_run(out_dir: str | Path, model: VAE, config: TrainConfig, history: list[dict],
+              world_size: int = 1) -> Path:
+    """:func:`finish_run` into a fresh ``<out_dir>.tmp-placing`` directory, then renamed to
+    ``out_dir`` (which must not exist): a complete run appears at once or not at all. For a run
+    written while another trains (Algorithm 1's stage-1 model, saved at the stage switch)."""
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp-placing")
+    if tmp.exists():  # left by a process that died between the two steps
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    finish_run(tmp, model, config, history, world_size)
+    os.replace(tmp, out)
     return out
 
 

@@ -56,6 +56,7 @@ from .runs import (
     finish_run,
     load_run,
     open_run,
+    place_run,
     restore,
     run_precision,
     stop_on_signals,
@@ -101,6 +102,14 @@ def shared(config: TrainConfig) -> dict:
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in ("seed", "sigma2")}
 
 
+def stage_1_config(config: TrainConfig) -> TrainConfig | None:
+    """The stage-1-only run (``epochs2 = 0``) that ``config``'s training passes through at
+    Algorithm 1's stage switch, bit for bit (stage 1 does not depend on ``epochs2``): Table 3's
+    "ours, dataset σ²" is "ours, pixel σ²" before stage 2. None where there is no stage 2."""
+    has_stage_2 = config.method == "sigma" and config.epochs2 > 0
+    return dataclasses.replace(config, epochs2=0) if has_stage_2 else None
+
+
 def model_name(config: TrainConfig) -> str:
     """A model in words, for progress lines and errors: dataset, method, seed (and a fixed σ²)."""
     return (f"{config.dataset} {config.method} seed {config.seed}"
@@ -134,12 +143,13 @@ class _Member:
     name: str
     ddp: object = None
     ddp_stage: int = 0
+    stage_1_out: Path | None = None  # where its stage-1 model goes at the switch (train_group)
     error: NonFiniteError | None = None
 
 
 def train_group(configs: list[TrainConfig], *, out_dirs: list | None = None,
                 runtime: Runtime = DEFAULT_RUNTIME, data: torch.Tensor | None = None,
-                resume: bool = False) -> list[tuple[VAE, list[dict]]]:
+                resume: bool = False, stage_1_dirs: list | None = None) -> list[tuple[VAE, list[dict]]]:
     """Train models that share networks and objective (:func:`check_group`) together, one
     vmapped step for all of them (:func:`run_group_epoch`), each exactly as :func:`train` trains
     it alone: its own weights, batch order and noise from its seed, its own σ² and σ²_dataset,
@@ -153,6 +163,10 @@ def train_group(configs: list[TrainConfig], *, out_dirs: list | None = None,
     end and are saved, then :class:`~sigmavae.runs.NonFiniteError` names the model (and any other
     that diverged). A signal stops every model after the current batch, each checkpointed.
     Under torchrun a group holds one model.
+
+    ``stage_1_dirs`` (one per config, or None): where each model's state at the stage switch is
+    written as the complete run of :func:`stage_1_config` (:func:`sigmavae.runs.place_run`), the
+    same model that config trains to alone; a model resumed past the switch writes none.
     """
     check_group(configs)
     ctx, device = distributed.setup(runtime.device)
@@ -160,8 +174,14 @@ def train_group(configs: list[TrainConfig], *, out_dirs: list | None = None,
         raise ValueError(f"under torchrun train one model at a time, not a group of {len(configs)}")
     precision = resolve_precision(runtime.precision, resolve_device(device))
     outs = [Path(o) if o is not None else None for o in (out_dirs or [None] * len(configs))]
-    if len(outs) != len(configs):
-        raise ValueError(f"{len(configs)} configs but {len(outs)} out_dirs: pass one per config (or None)")
+    stage_1_outs = list(stage_1_dirs or [None] * len(configs))
+    if len(outs) != len(configs) or len(stage_1_outs) != len(configs):
+        raise ValueError(f"{len(configs)} configs but {len(outs)} out_dirs and {len(stage_1_outs)} "
+                         "stage_1_dirs: pass one per config (or None)")
+    bad = [model_name(c) for c, d in zip(configs, stage_1_outs, strict=True)
+           if d is not None and stage_1_config(c) is None]
+    if bad:
+        raise ValueError(f"stage_1_dirs given for {', '.join(bad)}, which has no stage 2: pass None there")
     ckpts = [open_run(out, c, resume, ctx, precision) if out is not None else None
              for c, out in zip(configs, outs, strict=True)]
     results: dict[int, tuple[VAE, list[dict]]] = {}
@@ -183,7 +203,8 @@ def train_group(configs: list[TrainConfig], *, out_dirs: list | None = None,
         if ckpts[i]:
             restore(state, ckpts[i], ctx, outs[i])
         saved = ckpts[i] and describe_checkpoint(outs[i], state.history, state.partial)
-        members[i] = _Member(configs[i], outs[i], state, saved, model_name(configs[i]))
+        members[i] = _Member(configs[i], outs[i], state, saved, model_name(configs[i]),
+                             stage_1_out=None if stage_1_outs[i] is None else Path(stage_1_outs[i]))
     report = runtime.progress and ctx.main  # one rank reports
     group = list(members.values())
     with stop_on_signals(enabled=any(m.out is not None for m in group)) as stop:
@@ -194,6 +215,9 @@ def train_group(configs: list[TrainConfig], *, out_dirs: list | None = None,
             for m, (stage, _) in live:
                 if stage == 2 and m.state.model.variance != "pixel":  # the stage switch
                     _end_stage_1(m.state, m.config, ctx)  # σ²_dataset
+                    if m.stage_1_out is not None and ctx.main:  # what stage 1 alone would have saved
+                        place_run(m.stage_1_out, m.state.model, stage_1_config(m.config),
+                                  m.state.history, ctx.world_size)
                     m.state.model.start_pixel_variance(m.config.variance_floor)  # v_k(z) + ½σ²_dataset
                 if m.ddp_stage != stage:  # per stage: what trains changes
                     m.ddp, m.ddp_stage = data_parallel.wrap(m.state.model, m.config, ctx), stage

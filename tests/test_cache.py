@@ -1,6 +1,7 @@
 """The trained-model cache: keyed by config and version, trains once, never half-written, resumed."""
 
 import dataclasses
+import fcntl
 import os
 import signal
 import subprocess
@@ -8,13 +9,16 @@ import sys
 import textwrap
 import time
 
+import pytest
 import torch
 
+import sigmavae.cache as cache
 import sigmavae.training as training
-from sigmavae.cache import cached_run, config_key, run_dir
+from sigmavae.cache import Store, cached_run, config_key, run_dir, training_plan
 from sigmavae.config import TrainConfig
 from sigmavae.runs import CHECKPOINT, load_run
 from sigmavae.runtime import Runtime
+from sigmavae.training import stage_1_config
 
 SMALL = dict(dataset="synthetic", latent_dim=2, epochs1=1, epochs2=0, batch_size=128)
 
@@ -105,3 +109,54 @@ def test_a_killed_training_leaves_no_entry_and_the_next_call_resumes_it(tmp_path
     torch.set_num_threads(threads)
     for name, value in want.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
+
+
+TWO_STAGES = dict(dataset="synthetic", latent_dim=2, epochs1=2, epochs2=1, batch_size=128)
+
+
+@pytest.mark.parametrize("update", ["sigma", "closed_form"])
+def test_the_two_stage_model_leaves_the_run_stage_1_alone_trains(tmp_path, update):
+    """Table 3's "ours, dataset σ²" is "ours, pixel σ²" at its stage switch: training the second
+    writes the first, bit for bit what training it alone gives (Eq. 10's σ²_dataset included)."""
+    two = TrainConfig(**TWO_STAGES, sigma_update=update)
+    one = stage_1_config(two)
+    assert one == dataclasses.replace(two, epochs2=0) and stage_1_config(one) is None
+    assert stage_1_config(TrainConfig(**{**TWO_STAGES, "method": "vae"})) is None
+    cached_run(two, runtime=Runtime(device="cpu", cache_dir=tmp_path / "both", progress=False))
+    written = run_dir(one, tmp_path / "both")
+    alone = cached_run(one, runtime=Runtime(device="cpu", cache_dir=tmp_path / "alone", progress=False))
+    (model, config, history), (want, want_config, want_history) = load_run(written), load_run(alone)
+    untimed = [[{k: v for k, v in h.items() if k != "seconds"} for h in hs] for hs in (history, want_history)]
+    assert config == want_config == one and untimed[0] == untimed[1] and len(history) == 2
+    assert (update == "closed_form") == ("sigma2_dataset" in history[-1])
+    assert model.variance == want.variance == "global"
+    for name, value in want.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    left = [p.name for p in (tmp_path / "both" / "runs").iterdir()]
+    assert not [n for n in left if ".tmp-" in n or ".partial" in n], left
+
+
+def test_a_store_trains_the_pair_once_and_nobody_waits_on_a_busy_stage_1(tmp_path, monkeypatch):
+    two = TrainConfig(**TWO_STAGES)
+    one = stage_1_config(two)
+    calls = []
+    real = cache.train_group
+    monkeypatch.setattr(cache, "train_group", lambda cs, **k: (calls.append([c.epochs2 for c in cs]),
+                                                               real(cs, **k))[1])
+    store = Store(runtime=Runtime(device="cpu", cache_dir=tmp_path / "a", progress=False))
+    assert training_plan([one, two, one], tmp_path / "a") == [two]
+    store.train([one, two])
+    assert calls == [[1]] and store.computed["model"] == 2  # one training, two runs
+    assert training_plan([one, two], tmp_path / "a") == []
+    # another process holds the stage-1 run's lock (it is training it): not waited on, not written
+    here = Runtime(device="cpu", cache_dir=tmp_path / "b", progress=False)
+    lock_path = run_dir(one, tmp_path / "b").with_suffix(".lock")
+    lock_path.parent.mkdir(parents=True)
+    with open(lock_path, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        cached_run(two, runtime=here)
+    assert not run_dir(one, tmp_path / "b").exists()
+    assert training_plan([one, two], tmp_path / "b") == [one]  # the next plan: stage 1 alone
+    calls.clear()
+    Store(runtime=here).train([one, two])
+    assert calls == [[0]] and (run_dir(one, tmp_path / "b") / "model.pt").is_file()
