@@ -75,7 +75,8 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
     if jobs > 1 or train_only:  # train every model the notebooks will need, `jobs` at a time
         start = time.perf_counter()
         configs = required_configs(selected, resolved)
-        log(f"training {len(configs)} models, {jobs} at a time ({executor})")
+        log(f"the notebooks need {len(configs)} models; training those not cached yet, {jobs} at a time "
+            f"({executor})")
         runtime = dataclasses.replace(resolved[selected[0]].runtime, progress=False)
         if executor == "submitit":
             train_with_submitit(configs, jobs, runtime, **(submitit_options or {}))
