@@ -88,10 +88,10 @@ def cached_runs(configs: list[TrainConfig], *, runtime: Runtime) -> list[Path]:
             lock = locks.enter_context(open(t.with_suffix(".lock"), "w"))
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if we die
         todo = [i for i, t in enumerate(targets) if not (t / "model.pt").is_file()]  # another process
-        stage_1 = [_claim_stage_1(configs[i], runtime.cache, locks) for i in todo]  # may have finished
-        for t in [targets[i] for i in todo] + [t for t in stage_1 if t is not None]:  # some meanwhile
-            for stale in t.parent.glob(t.name + ".tmp-*"):  # left by old versions or a dead process
+        for i in todo:  # may have finished some while we waited
+            for stale in targets[i].parent.glob(targets[i].name + ".tmp-*"):  # left by old versions
                 shutil.rmtree(stale, ignore_errors=True)
+        stage_1 = [_claim_stage_1(configs[i], runtime.cache, locks) for i in todo]
         partials = [targets[i].with_name(targets[i].name + ".partial") for i in todo]
         try:
             if todo:
@@ -112,9 +112,9 @@ def _claim_stage_1(config: TrainConfig, cache: Path, locks: contextlib.ExitStack
     its lock taken into ``locks``; None where it has no stage 2, is cached, or is locked by
     another process."""
     first = stage_1_config(config)
-    if first is None or (run_dir(first, cache) / "model.pt").is_file():
+    target = None if first is None else run_dir(first, cache)
+    if target is None or (target / "model.pt").is_file():
         return None
-    target = run_dir(first, cache)
     lock = locks.enter_context(open(target.with_suffix(".lock"), "w"))
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
