@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from sigmavae.runs import load_run
+
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["--dataset", "synthetic", "--latent-dim", "4", "--batch-size", "64", "--lr", "1e-3",
         "--epochs1", "2", "--epochs2", "1", "--device", "cpu", "--quiet"]
@@ -45,14 +47,16 @@ def train(src: Path, args: list[str], out: Path) -> None:
 
 
 def same(a: Path, b: Path) -> str | None:
-    """None when the two runs are identical, else what differs."""
-    wa = torch.load(a / "model.pt", weights_only=True)
-    wb = torch.load(b / "model.pt", weights_only=True)
-    for name, t in wa["state_dict"].items():
-        if not torch.equal(t, wb["state_dict"][name]):
+    """None when the two runs are identical, else what differs: the weights, the model as this
+    checkout loads it (variance mode and floor: a run of an earlier version stored them in
+    model.pt, this one derives them from config and history), the history but for wall times."""
+    wa = torch.load(a / "model.pt", weights_only=True)["state_dict"]
+    wb = torch.load(b / "model.pt", weights_only=True)["state_dict"]
+    for name, t in wa.items():
+        if not torch.equal(t, wb[name]):
             return f"weights {name}"
-    rest = [{k: v for k, v in w.items() if k != "state_dict"} for w in (wa, wb)]
-    if rest[0] != rest[1]:
+    ma, mb = load_run(a)[0], load_run(b)[0]
+    if (ma.variance, ma.floor, ma.sigma_param) != (mb.variance, mb.floor, mb.sigma_param):
         return "variance mode or floor"
     ha, hb = (json.loads((d / "history.json").read_text()) for d in (a, b))
     strip = [[{k: v for k, v in h.items() if k != "seconds"} for h in hist] for hist in (ha, hb)]

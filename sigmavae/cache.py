@@ -12,8 +12,10 @@ training never leaves a half-written entry; the next call resumes it from its ch
 file lock per key makes two processes that need the same model train it once (the second waits,
 then reads the finished run), and guarantees that one process at a time uses the partial run.
 Algorithm 1's stage-1 model (Table 3's "ours, dataset σ²") is what the two-stage model passes
-through at its stage switch: training the two-stage one writes it too (:func:`cached_runs`), and
-:func:`training_plan` leaves it out where its two-stage model is to be trained anyway.
+through at its stage switch: training the two-stage one hands it to the cache there (a callback of
+:func:`sigmavae.training.train`), and :func:`training_plan` leaves it out where its two-stage model
+is to be trained anyway. :func:`train_missing` trains what a plan lists, in this process or in
+several, with a line per model: notebooks (:meth:`Store.train`) and ``sigmavae reproduce`` share it.
 
 **q̂ and scores** (:class:`Store`) live inside the model's run directory, keyed by the evaluation
 settings: ``qhat-<M>-seed<S>.pt`` (plain tensors, loaded with ``weights_only``: opening a cache or
@@ -30,11 +32,13 @@ import dataclasses
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
@@ -44,10 +48,10 @@ from .config import TrainConfig
 from .data import load_dataset
 from .fid import make_extractor
 from .precision import resolve_precision
-from .runs import load_run, run_precision
+from .runs import load_run, place_run, run_precision
 from .runtime import Runtime, atomic_write, resolve_device
 from .sampling import GaussianMixturePrior, fit_aggregate_posterior
-from .training import check_group, model_name, shared, stage_1_config, train_group
+from .training import model_name, stage_1_config, train
 
 
 def config_key(config: TrainConfig) -> str:
@@ -64,47 +68,37 @@ def run_dir(config: TrainConfig, cache: str | os.PathLike) -> Path:
 def cached_run(config: TrainConfig, *, runtime: Runtime) -> Path:
     """The run directory of ``config`` in ``runtime``'s cache, trained (once, under a lock, with
     ``runtime``'s device, precision, data and download permission) if it is not cached yet; a
-    training that was killed or interrupted is resumed where its last checkpoint left it."""
-    return cached_runs([config], runtime=runtime)[0]
-
-
-def cached_runs(configs: list[TrainConfig], *, runtime: Runtime) -> list[Path]:
-    """:func:`cached_run` for a group of models that share networks and objective
-    (:func:`sigmavae.training.check_group`): those not cached yet train together, in one vmapped
-    step (:func:`sigmavae.training.train_group`), each into its own entry. The locks are taken in
-    key order, so processes asking for overlapping groups never wait on each other in a circle.
-    A model that diverges raises once the others are in place.
+    training that was killed or interrupted is resumed where its last checkpoint left it.
 
     A two-stage model's stage-1 run (:func:`sigmavae.training.stage_1_config`) goes into the
-    cache too, written at the stage switch, where it is not cached yet and no other process holds
-    its lock (that one is training it: taken without waiting, so nobody waits on a by-product)."""
-    check_group(configs)
-    targets = [run_dir(c, runtime.cache) for c in configs]
-    if all((t / "model.pt").is_file() for t in targets):
-        return targets
-    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    cache too, handed over at the stage switch, where it is not cached yet and no other process
+    holds its lock (that one is training it: taken without waiting, so nobody waits on a
+    by-product)."""
+    target = run_dir(config, runtime.cache)
+    if (target / "model.pt").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as locks:
-        for t in sorted(set(targets)):
-            lock = locks.enter_context(open(t.with_suffix(".lock"), "w"))
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if we die
-        todo = [i for i, t in enumerate(targets) if not (t / "model.pt").is_file()]  # another process
-        for i in todo:  # may have finished some while we waited
-            for stale in targets[i].parent.glob(targets[i].name + ".tmp-*"):  # left by old versions
-                shutil.rmtree(stale, ignore_errors=True)
-        stage_1 = [_claim_stage_1(configs[i], runtime.cache, locks) for i in todo]
-        partials = [targets[i].with_name(targets[i].name + ".partial") for i in todo]
-        try:
-            if todo:
-                train_group([configs[i] for i in todo], out_dirs=partials, runtime=runtime, resume=True,
-                            stage_1_dirs=stage_1)
-        finally:  # the models that finished go into place, also when another one diverged
-            for i, partial in zip(todo, partials, strict=True):
-                if (partial / "model.pt").is_file() and not (partial / "checkpoint.pt").exists():
-                    os.replace(partial, targets[i])
-            for t in stage_1:  # a stage-1-only training of it that was interrupted is not needed now
-                if t is not None and (t / "model.pt").is_file():
-                    shutil.rmtree(t.with_name(t.name + ".partial"), ignore_errors=True)
-    return targets
+        lock = locks.enter_context(open(target.with_suffix(".lock"), "w"))
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if we die
+        if (target / "model.pt").is_file():  # another process finished it while we waited
+            return target
+        for stale in target.parent.glob(target.name + ".tmp-*"):  # left by old versions
+            shutil.rmtree(stale, ignore_errors=True)
+        first, stage_1 = stage_1_config(config), _claim_stage_1(config, runtime.cache, locks)
+        partial = target.with_name(target.name + ".partial")
+
+        def keep_stage_1(model, history):  # at the switch: the stage-1 run, complete at once
+            world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+            place_run(stage_1, model, first, history, world)
+
+        train(config, out_dir=partial, runtime=runtime, resume=True,
+              on_stage_1=keep_stage_1 if stage_1 is not None else None)
+        os.replace(partial, target)
+        if first is not None and (run_dir(first, runtime.cache) / "model.pt").is_file():
+            stale = run_dir(first, runtime.cache)  # a stage-1-only training of it that was interrupted
+            shutil.rmtree(stale.with_name(stale.name + ".partial"), ignore_errors=True)
+    return target
 
 
 def _claim_stage_1(config: TrainConfig, cache: Path, locks: contextlib.ExitStack) -> Path | None:
@@ -125,7 +119,7 @@ def _claim_stage_1(config: TrainConfig, cache: Path, locks: contextlib.ExitStack
 
 def training_plan(configs, cache: str | os.PathLike) -> list[TrainConfig]:
     """The models to train for ``configs``: each once, none already cached, and no stage-1 run
-    whose two-stage model is in the plan (:func:`cached_runs` writes it at the stage switch).
+    whose two-stage model is in the plan (:func:`cached_run` writes it at the stage switch).
     Call again after training it: what is still missing then (a two-stage model that resumed past
     its switch writes no stage-1 run) is the next plan."""
     unique = list({config_key(c): c for c in configs}.values())
@@ -134,13 +128,59 @@ def training_plan(configs, cache: str | os.PathLike) -> list[TrainConfig]:
     return [c for c in missing if config_key(c) not in covered]
 
 
-def groups(configs, size: int) -> list[list[TrainConfig]]:
-    """``configs`` in groups of at most ``size`` models that share networks and objective (all
-    fields but seed and σ² equal), in the order first met."""
-    by: dict[str, list[TrainConfig]] = {}
-    for c in configs:
-        by.setdefault(json.dumps(shared(c), sort_keys=True), []).append(c)
-    return [g[i:i + size] for g in by.values() for i in range(0, len(g), size)]
+def train_missing(configs, *, runtime: Runtime, jobs: int = 1, threads: int | None = None,
+                  log: Callable[[str], None] | None = print) -> int:
+    """Train each of ``configs`` that is not cached yet (:func:`training_plan`, again until nothing
+    is missing), into ``runtime``'s cache: in this process (``jobs=1``, each model announced
+    before it trains), or ``jobs`` spawned processes at once, each with ``threads`` of torch's
+    intra-op threads (default on a CPU: its threads ÷ ``jobs``; left to torch, each would take them
+    all and the processes would fight over the cores). As each model finishes, ``log`` gets a line
+    saying which, after how long, and about how long is left (the wall time per finished model so
+    far times the models left). Returns how many were trained."""
+    log = log or (lambda line: None)
+    plan = training_plan(configs, runtime.cache)
+    if not plan:
+        return 0
+    if threads is None and jobs > 1 and resolve_device(runtime.device).type == "cpu":
+        threads = max(1, torch.get_num_threads() // jobs)
+    start, done, planned = time.perf_counter(), 0, 0
+    with contextlib.ExitStack() as stack:
+        pool = None if jobs == 1 else stack.enter_context(ProcessPoolExecutor(
+            jobs, mp_context=multiprocessing.get_context("spawn"),  # CUDA cannot be used in forked children
+            initializer=_set_threads, initargs=(threads,)))
+        while plan:
+            planned += len(plan)
+            for config in _trained(plan, runtime, pool, log, f"of {planned}", done):
+                done += 1
+                elapsed = time.perf_counter() - start
+                left = elapsed / done * (planned - done)
+                eta = f"; about {left / 60:.0f} min left" if done < planned else ""
+                log(f"trained {done} of {planned} ({model_name(config)}) after {elapsed / 60:.1f} min{eta}")
+            plan = training_plan(configs, runtime.cache)  # what the first plan left
+    return done
+
+
+def _trained(plan, runtime: Runtime, pool, log, of: str, done: int):
+    """Each config of ``plan`` once it is trained: one after the other here (each announced first,
+    as model ``done + 1 …`` ``of`` the planned), or as the processes of ``pool`` finish them (a
+    failed training re-raises here)."""
+    if pool is None:
+        precision = resolve_precision(runtime.precision, resolve_device(runtime.device))
+        for i, c in enumerate(plan, done + 1):
+            log(f"training model {i} {of}: {model_name(c)}, {c.epochs1} + {c.epochs2} epochs, {precision}")
+            cached_run(c, runtime=runtime)
+            yield c
+        return
+    quiet = dataclasses.replace(runtime, progress=False)
+    futures = {pool.submit(cached_run, c, runtime=quiet): c for c in plan}
+    for future in as_completed(futures):
+        future.result()
+        yield futures[future]
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 def settings_key(settings: dict) -> str:
@@ -216,22 +256,11 @@ class Store:
         return out
 
     def train(self, configs) -> None:
-        """Train those of ``configs`` that are not cached yet (:func:`training_plan`: a stage-1 run
-        comes with its two-stage model), saying which model of how many (a notebook run with
-        papermill's --log-output shows it in the terminal)."""
-        unique = {config_key(c): c for c in configs}.values()
-        missing = [c for c in unique if not (self.run_dir(c) / "model.pt").is_file()]
-        done = planned = 0
-        while plan := training_plan(missing, self.base):
-            planned += len(plan)
-            for group in groups(plan, self.runtime.group_size(self.device)):
-                if self.progress:
-                    which = f"{done + 1}" if len(group) == 1 else f"{done + 1}-{done + len(group)}"
-                    c = group[0]
-                    print(f"training model {which} of {planned}: {', '.join(map(model_name, group))}, "
-                          f"{c.epochs1} + {c.epochs2} epochs, {self.precision}", flush=True)
-                cached_runs(group, runtime=self.runtime)
-                done += len(group)
+        """Train those of ``configs`` that are not cached yet (:func:`train_missing`, a line per
+        model when the runtime reports progress: a notebook run with papermill's --log-output
+        shows them in the terminal)."""
+        missing = {config_key(c) for c in configs if not (self.run_dir(c) / "model.pt").is_file()}
+        train_missing(configs, runtime=self.runtime, log=print if self.progress else None)
         self.computed["model"] += len(missing)
 
     def qhat(self, config: TrainConfig, components: int, seed: int, points: int | None = None):
@@ -247,16 +276,8 @@ class Store:
                 qhat = GaussianMixturePrior.load(path)
                 qhat.fit_seconds = json.loads(timing.read_text())["fit_seconds"] if timing.is_file() else None
             else:
-                x = self.images(config.dataset, "train")
-                if subset:
-                    g = torch.Generator().manual_seed(seed)
-                    x = x[torch.randperm(len(x), generator=g)[:points].to(x.device)]
-                if components > len(x):
-                    raise ValueError(f"cannot fit {components} mixture components to {len(x)} "
-                                     "training images; use fewer components")
-                start = time.perf_counter()
-                qhat = fit_aggregate_posterior(self.model(config), x, components, seed=seed)
-                qhat.fit_seconds = time.perf_counter() - start
+                qhat = fit_aggregate_posterior(self.model(config), self.images(config.dataset, "train"),
+                                               components, seed=seed, points=points)
                 qhat.save(path)
                 atomic_write(timing, json.dumps({"fit_seconds": qhat.fit_seconds}))
                 self.computed["qhat"] += 1

@@ -115,7 +115,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="PNG file to write")
     common(s)
 
-    r = sub.add_parser("reproduce", help="execute the paper's notebooks on a profile (papermill)")
+    _reproduce_options(sub.add_parser("reproduce",
+                                      help="execute the paper's notebooks on a profile (papermill)"))
+    return p
+
+
+def _reproduce_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper"),
                    help="parameter profile (sigmavae.params.PROFILES)")
     r.add_argument("--only", default=None,
@@ -138,17 +143,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--train-only", action="store_true",
                    help="train the models the notebooks need (--jobs at a time) into the cache; execute "
                         "nothing")
-    r.add_argument("--group", type=int, default=None,
-                   help="models that share networks train this many in one vmapped step (default "
-                        "$SIGMAVAE_GROUP, else 8 on a GPU, 1 on a CPU)")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a notebook parameter over the profile's, e.g. -p data_root ../data")
-    return p
 
 
 # Numeric options and their smallest allowed value, checked before any work starts.
 MINIMUM = {"iwae_k": 1, "iwae_n": 1, "components": 1, "kl_samples": 1, "kl_runs": 1, "fid_n": 2, "n": 1,
-           "nrow": 1, "jobs": 1, "slurm_gpus": 0, "slurm_cpus": 1, "slurm_time": 1, "group": 1}
+           "nrow": 1, "jobs": 1, "slurm_gpus": 0, "slurm_cpus": 1, "slurm_time": 1}
 
 
 def _check(args) -> None:
@@ -322,8 +323,6 @@ def _reproduce(args) -> int:
     logger = logging.getLogger("papermill")
     logger.addHandler(handler)
     level, logger.level = logger.level, logging.INFO
-    if args.group is not None:  # the notebooks' kernels and the training processes inherit it
-        os.environ["SIGMAVAE_GROUP"] = str(args.group)
     submitit_options = {"partition": args.slurm_partition, "gpus_per_job": args.slurm_gpus,
                         "cpus_per_job": args.slurm_cpus, "timeout_min": args.slurm_time,
                         "folder": args.submitit_folder}

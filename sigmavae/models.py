@@ -264,36 +264,28 @@ class VAE(nn.Module):
         self.sigma = nn.Parameter(torch.tensor(0.0), requires_grad=(variance == "global"))
         self.set_sigma2(sigma2)
         # The floor of the pixel mode, in variance units (½σ²_dataset in Algorithm 1): a Python
-        # float (testing it never synchronises with the GPU) and its copy in a buffer that is not
-        # saved, the one the likelihood adds (a group of models stacks it, one floor each).
-        self.register_buffer("floor_value", torch.tensor(0.0), persistent=False)
-        self.floor = floor
+        # float, so testing or adding it never synchronises with the GPU.
+        self.floor = float(floor)
         self.variance = variance
         # What the networks run in (sigmavae.precision): how, not what; set by whoever places the
         # model (training, sigmavae.cache.Store), never saved with it.
         self.precision = "fp32"
 
-    @property
-    def floor(self) -> float:
-        return self._floor
-
-    @floor.setter
-    def floor(self, value: float) -> None:
-        self._floor = float(value)
-        self.floor_value.fill_(self._floor)
-
     @classmethod
     def from_config(cls, config: TrainConfig) -> VAE:
         """The untrained model ``config`` describes: B.1's or B.2's networks for its dataset, σ²
         learned from 1 (ours, Algorithm 1; stored as σ or log σ by ``sigma_update``) or fixed at
-        the method's σ². The weights come from torch's global stream as it stands: training
-        seeds it with ``config.seed`` first (:func:`sigmavae.training.train`)."""
+        the method's σ². With ``sigma_update="closed_form"`` σ gets no gradient: Eq. 10 sets it.
+        The weights come from torch's global stream as it stands: training seeds it with
+        ``config.seed`` first (:func:`sigmavae.training.train`)."""
         channels, size = IMAGE_SIZES[config.dataset]
-        if config.method == "sigma":  # Algorithm 1: σ ← 1
-            param = "log_sigma" if config.sigma_update == "log_sigma" else "sigma"
-            return cls(config.latent_dim, channels, variance="global", sigma2=config.sigma2,
-                       sigma_param=param, image_size=size)
-        return cls(config.latent_dim, channels, variance="fixed", sigma2=config.sigma2, image_size=size)
+        if config.method != "sigma":
+            return cls(config.latent_dim, channels, variance="fixed", sigma2=config.sigma2, image_size=size)
+        param = "log_sigma" if config.sigma_update == "log_sigma" else "sigma"  # Algorithm 1: σ ← 1
+        model = cls(config.latent_dim, channels, variance="global", sigma2=config.sigma2,
+                    sigma_param=param, image_size=size)
+        model.sigma.requires_grad_(config.sigma_update != "closed_form")
+        return model
 
     def log_sigma2(self) -> torch.Tensor:
         """log σ² of the fixed / global modes, a 0-d tensor that carries the gradient to σ."""
@@ -327,18 +319,24 @@ class VAE(nn.Module):
             logits = self.variance_net(features).float()
         if self.floor < MIN_VARIANCE:  # no floor: log σ² = log v, exact even where v underflows
             return mean, F.logsigmoid(logits).clamp_min(math.log(MIN_VARIANCE))
-        return mean, torch.log(torch.sigmoid(logits) + self.floor_value)
+        return mean, torch.log(torch.sigmoid(logits) + self.floor)
 
     def start_pixel_variance(self, floor_factor: float = 0.5) -> None:
         """Algorithm 1, stage switch: freeze σ² as σ²_dataset, add the variance network with floor
         ``floor_factor · σ²_dataset`` (0.5 in the paper; 0 disables the floor)."""
-        if floor_factor < 0:
-            raise ValueError(f"floor_factor must be >= 0, got {floor_factor}")
-        self.sigma.requires_grad_(False)
-        self.floor = floor_factor * self.sigma2
-        self.variance = "pixel"
+        self.use_pixel_variance(floor_factor)
         # Deviation 7: start at σ²_k(z) ≈ σ²_dataset, where stage 1 ended.
         v0 = max(self.sigma2 - self.floor, MIN_VARIANCE)
         with torch.no_grad():
             last = self.variance_net.net[-1]
             getattr(last, "conv", last).bias.fill_(math.log(v0) - math.log1p(-v0))  # logit(v0)
+
+    def use_pixel_variance(self, floor_factor: float = 0.5) -> None:
+        """The pixel mode as Algorithm 1's switch leaves it, the variance network's weights as they
+        are: σ² frozen as σ²_dataset (this model's σ²), the floor ``floor_factor · σ²_dataset``. What
+        a model loaded after its switch needs (:func:`sigmavae.runs.load_model`)."""
+        if floor_factor < 0:
+            raise ValueError(f"floor_factor must be >= 0, got {floor_factor}")
+        self.sigma.requires_grad_(False)
+        self.floor = floor_factor * self.sigma2
+        self.variance = "pixel"

@@ -7,7 +7,9 @@ is made of stays fp32: the networks' outputs are cast back to fp32 before the Ga
 (:meth:`sigmavae.models.VAE.encode` / :meth:`~sigmavae.models.VAE.decode`). ``fp32`` is the old
 path, bit for bit. ``auto`` takes bf16 where it is fast and fp32 elsewhere:
 
-- CUDA GPUs that support bf16 (``torch.cuda.is_bf16_supported``: Ampere and later);
+- CUDA GPUs that multiply bf16 natively: compute capability 8.0 and up (Ampere and later), asked
+  with ``torch.cuda.is_bf16_supported(including_emulation=False)``; torch's default also answers
+  True where bf16 is only emulated, as on Colab's free T4 (7.5), which therefore trains in fp32;
 - CPUs with AMX tiles or AVX512-BF16 (torch's own CPU feature checks); on AVX2-only CPUs bf16 is
   emulated and far slower than fp32 (``bench/train_speed.py`` prints both matmul rates);
 - fp32 on anything else (MPS included).
@@ -32,8 +34,8 @@ PRECISIONS = ("auto", "bf16", "fp32")
 def fast_bf16(device: torch.device | str) -> bool:
     """Whether ``device`` multiplies bf16 matrices natively (not emulated)."""
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # native only: emulated bf16 (a T4, 7.5) is slower than fp32
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
         return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
     return False

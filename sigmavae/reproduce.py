@@ -8,29 +8,25 @@ Figure 2, Table 4 and the appendix reuse; Figure 2 reads Table 2's FIDs. Each ex
 replaces its source (so the book shows it) unless ``out_dir`` is given.
 
 With ``jobs`` > 1 the models are trained first, into the same cache: by default in local processes
-(:func:`train_concurrently`), or with ``executor="submitit"`` as jobs of submitit's AutoExecutor
-(:func:`train_with_submitit`): a SLURM job array where ``sbatch`` exists, else local processes.
+(:func:`sigmavae.cache.train_missing`, the plan the notebooks train by too), or with
+``executor="submitit"`` as jobs of submitit's AutoExecutor (:func:`train_with_submitit`): a SLURM
+job array where ``sbatch`` exists, else local processes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
 import papermill
-import torch
 
 from .artefacts import ARTEFACTS, required_configs, resolve
-from .cache import cached_runs, config_key, groups, training_plan
+from .cache import config_key, train_missing
 from .params import PROFILES, unknown_names
-from .runtime import Runtime, resolve_device
 from .sweeps import train_with_submitit
-from .training import model_name
 
 EXECUTORS = ("processes", "submitit")  # how `reproduce --jobs` trains: local processes, or submitit jobs
 
@@ -46,9 +42,9 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
     was already done. Bad parameters stop before anything runs. ``log_output``: stream what the
     notebooks print (which model of how many is training, each epoch, the time left) through
     papermill's logger, as ``papermill --log-output`` does. ``executor``: ``"processes"`` (the
-    default: :func:`train_concurrently`) or ``"submitit"`` (:func:`train_with_submitit`, with
-    ``submitit_options`` as its keyword arguments). ``train_only``: train what the notebooks need
-    (``jobs`` at a time, 1 included) and execute nothing."""
+    default: :func:`sigmavae.cache.train_missing`) or ``"submitit"`` (:func:`train_with_submitit`,
+    with ``submitit_options`` as its keyword arguments). ``train_only``: train what the notebooks
+    need (``jobs`` at a time; 1: in this process) and execute nothing."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     if profile not in PROFILES:
@@ -80,8 +76,8 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
         runtime = dataclasses.replace(resolved[selected[0]].runtime, progress=False)
         if executor == "submitit":
             train_with_submitit(configs, jobs, runtime, **(submitit_options or {}))
-        else:
-            train_concurrently(configs, jobs, runtime, log=log)
+        elif not train_missing(configs, runtime=runtime, jobs=jobs, log=log):
+            log(f"all {len({config_key(c) for c in configs})} models are cached: nothing to train")
         timings.append(("training", time.perf_counter() - start))
         log(f"training: done in {timings[-1][1]:.0f} s")
     if train_only:
@@ -121,46 +117,3 @@ def fold_injected_parameters(path: Path) -> None:
         if "injected-parameters" in tags and "hide-cell" not in tags:
             tags.append("hide-cell")
     nbformat.write(nb, path)
-
-
-def train_concurrently(configs, jobs: int, runtime: Runtime, threads: int | None = None, log=print) -> None:
-    """Each config into ``runtime``'s model cache, ``jobs`` processes at once, each training a
-    group of models that share networks in one vmapped step (:func:`cached_runs`, groups of
-    ``runtime.group_size``: 8 on a GPU, 1 on a CPU by default). What is trained is
-    :func:`training_plan`'s: models already cached or asked for twice are not counted, nor a
-    stage-1 run that its two-stage model writes at the switch. As each group finishes, ``log``
-    gets a line saying which, after how long, and about how long is left (the wall time per
-    finished model so far times the models left).
-
-    ``threads``: torch's intra-op threads per process; default on a CPU: its threads ÷ ``jobs``
-    (left to torch, each would take them all and the processes would fight over the cores).
-    """
-    plan = training_plan(configs, runtime.cache)
-    if not plan:
-        log(f"all {len({config_key(c) for c in configs})} models are cached: nothing to train")
-        return
-    if threads is None and resolve_device(runtime.device).type == "cpu":
-        threads = max(1, torch.get_num_threads() // jobs)
-    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
-    start, done, planned = time.perf_counter(), 0, 0
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_set_threads,
-                             initargs=(threads,)) as pool:
-        size = runtime.group_size(resolve_device(runtime.device))
-        while plan:  # again for what the first plan left (a two-stage model resumed past its switch)
-            planned += len(plan)
-            futures = {pool.submit(cached_runs, g, runtime=runtime): g for g in groups(plan, size)}
-            for future in as_completed(futures):
-                future.result()  # re-raises a failed training here
-                done += len(futures[future])
-                elapsed = time.perf_counter() - start
-                left = elapsed / done * (planned - done)
-                eta = f"; about {left / 60:.0f} min left" if done < planned else ""
-                log(f"trained {done} of {planned} ({', '.join(map(model_name, futures[future]))}) "
-                    f"after {elapsed / 60:.1f} min{eta}")
-            plan = training_plan(configs, runtime.cache)
-
-
-def _set_threads(threads: int | None) -> None:
-    if threads is not None:
-        torch.set_num_threads(threads)
-

@@ -1,10 +1,12 @@
 """Run directories, checkpoints, and how a run that was stopped continues exactly.
 
-A run directory holds ``config.json``, ``history.json`` and ``model.pt`` once training is complete
+A run directory holds ``config.json`` (the TrainConfig), ``run.json`` (how it was trained: library
+version, ranks, precision), ``history.json`` and ``model.pt`` (the weights) once training is complete
 (:func:`finish_run`, :func:`load_run`), and ``checkpoint.pt`` while it runs (:func:`save_checkpoint`):
 everything a resumed :func:`sigmavae.training.train` needs to continue bit for bit, the
 :class:`TrainState`. :func:`open_run` decides, before any compute, what a directory holds and
-whether it may be used; :func:`restore` puts a checkpoint back into a fresh state.
+whether it may be used; :func:`restore` puts a checkpoint back into a fresh state. A model's
+variance mode is not stored: it follows from its config and history (:func:`load_model`).
 
 Stopping: :func:`stop_on_signals` turns SIGINT / SIGTERM into a flag the loop reads after each
 batch (:class:`TrainingInterrupted` once the checkpoint is written); :class:`NonFiniteError` is a
@@ -28,7 +30,6 @@ import torch
 
 from . import __version__
 from .config import TrainConfig
-from .data import IMAGE_SIZES
 from .distributed import Context
 from .models import VAE
 from .runtime import CorruptFileError, atomic_write, first_line, read_file, resolve_device
@@ -38,8 +39,8 @@ CHECKPOINT = "checkpoint.pt"
 
 @dataclass
 class TrainState:
-    """What training changes as it goes, all of it in a checkpoint: the model (weights, variance
-    mode, floor), Adam, the batch-order generator, the generator of the step's noise (ε, WAE's
+    """What training changes as it goes, all of it in a checkpoint: the model's weights, Adam,
+    the batch-order generator, the generator of the step's noise (ε, WAE's
     prior draws; on the data's device), the history, and ``partial``, the state of an epoch a
     signal stopped (see :func:`sigmavae.training.run_epoch`). ``x`` is the training set on the
     device (its shape is checked on resume, the data themselves are not saved)."""
@@ -68,8 +69,8 @@ def open_run(out: Path, config: TrainConfig, resume: bool, ctx: Context, precisi
         stored, what = {**ckpt["config"], "version": ckpt["version"]}, "an unfinished run"
     elif (out / "config.json").is_file():
         stored = read_file(out / "config.json", f"delete {out} and train again")
-        for how in ("world_size", "precision"):  # how it was trained, not what: either way it is the run
-            stored.pop(how, None)
+        stored = {k: v for k, v in stored.items() if k not in RUN_METADATA}  # older runs kept it there
+        stored["version"] = run_metadata(out)["version"]
         ckpt, what = None, ("a finished run" if (out / "model.pt").is_file() else "a run")
     else:
         ckpt, stored, what = None, None, None
@@ -102,23 +103,43 @@ def open_run(out: Path, config: TrainConfig, resume: bool, ctx: Context, precisi
     return ckpt
 
 
+def load_model(config: TrainConfig, history: list[dict], state_dict: dict,
+               partial: dict | None = None) -> VAE:
+    """The model of ``config`` with weights ``state_dict``, in the variance mode its training had
+    reached: after Algorithm 1's switch (a stage-2 entry in ``history``, or ``partial``, an epoch
+    in progress, in stage 2) the pixel mode with σ² frozen as σ²_dataset and the floor
+    ``config.variance_floor · σ²_dataset``; before it (or for the other methods) the mode
+    :meth:`VAE.from_config` gives. For :func:`load_run` and a resumed training alike. Draws its
+    initial weights from torch's global stream before replacing them, as an untrained model would."""
+    model = VAE.from_config(config)
+    model.load_state_dict(state_dict)
+    if any(h["stage"] == 2 for h in history) or (partial or {}).get("stage") == 2:
+        model.use_pixel_variance(config.variance_floor)
+    return model
+
+
 def restore(state: TrainState, ckpt: dict, ctx: Context, out: Path) -> None:
-    """Put checkpoint ``ckpt`` back into ``state``: weights, variance mode and floor, Adam's
-    moments, the batch order's generator, the history, an epoch in progress, and the noise
+    """Put checkpoint ``ckpt`` back into ``state``, whose model :func:`load_model` built from it:
+    Adam's moments, the batch order's generator, the history, an epoch in progress, and the noise
     generator (this rank's, under torchrun) exactly where they were. (Checkpoints of versions that
     drew ε from torch's global stream saved that stream under the same keys: they resume too.)"""
     if list(state.x.shape) != ckpt["data_shape"]:
         raise ValueError(f"{out / CHECKPOINT} was trained on data of shape {ckpt['data_shape']}, "
                          f"not {list(state.x.shape)}: resume with the same data, or delete {out}")
-    model = state.model
-    model.variance, model.floor = ckpt["variance"], ckpt["floor"]
-    model.sigma.requires_grad_(ckpt["sigma_requires_grad"])
-    model.load_state_dict(ckpt["model"])
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.shuffle.set_state(ckpt["shuffle"])
-    state.history, state.partial = ckpt["history"], ckpt["epoch_in_progress"]
+    state.history, state.partial = ckpt["history"], checkpoint_partial(ckpt)
     rng_cpu, rng_cuda = ckpt["rng_ranks"][ctx.rank] if ctx.active else (ckpt["rng_cpu"], ckpt["rng_cuda"])
     state.noise.set_state(rng_cpu if state.noise.device.type == "cpu" else rng_cuda)
+
+
+def checkpoint_partial(ckpt: dict) -> dict | None:
+    """The epoch in progress of a checkpoint, with its stage (checkpoints of earlier versions
+    recorded the variance mode instead)."""
+    partial = ckpt["epoch_in_progress"]
+    if partial is not None and "stage" not in partial:
+        partial = {**partial, "stage": 2 if ckpt.get("variance") == "pixel" else 1}
+    return partial
 
 
 def random_states(state: TrainState) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -138,8 +159,6 @@ def save_checkpoint(out: Path, state: TrainState, config: TrainConfig, partial: 
     atomic_write(out / CHECKPOINT, {
         "version": __version__, "config": dataclasses.asdict(config), "history": state.history,
         "model": model.state_dict(), "optimizer": state.optimizer.state_dict(),
-        "variance": model.variance, "floor": model.floor, "sigma2_dataset": model.sigma2,
-        "sigma_requires_grad": model.sigma.requires_grad,
         "shuffle": state.shuffle.get_state(), "rng_cpu": rng_cpu, "rng_cuda": rng_cuda,
         "data_shape": list(x.shape), "epoch_in_progress": partial,
         "world_size": world_size, "rng_ranks": rng_ranks, "precision": model.precision,
@@ -154,20 +173,21 @@ def describe_checkpoint(out: Path, history: list[dict], partial: dict | None = N
 
 def finish_run(out_dir: str | Path, model: VAE, config: TrainConfig, history: list[dict],
                world_size: int = 1) -> Path:
-    """Write ``config.json``, ``history.json`` and ``model.pt`` (last, each atomically), then
-    delete the checkpoint: the directory reloads alone, and ``model.pt`` without a checkpoint is
-    a complete run. ``config.json`` holds the config's fields, the library version, ``world_size``
-    (the number of torchrun ranks that trained it; 1: one process) and ``precision`` (the
-    networks' arithmetic, :mod:`sigmavae.precision`): run metadata, not TrainConfig fields, so the
-    model cache's key (config + version) does not depend on them; TrainConfig.from_dict ignores
-    them. (A bf16 model is the same experiment as an fp32 one within seed noise,
-    ``bench/speed_quality.py``, as a GPU's is a CPU's: how, not what.)"""
+    """Write ``config.json``, ``run.json``, ``history.json`` and ``model.pt`` (last, each
+    atomically), then delete the checkpoint: the directory reloads alone, and ``model.pt`` without
+    a checkpoint is a complete run. ``config.json`` holds the TrainConfig, what was trained;
+    ``run.json`` (:data:`RUN_METADATA`) how: the library version, ``world_size`` (the number of
+    torchrun ranks; 1: one process) and ``precision`` (the networks' arithmetic,
+    :mod:`sigmavae.precision`). The model cache's key (config + version) does not depend on how.
+    (A bf16 model is the same experiment as an fp32 one within seed noise,
+    ``bench/speed_quality.py``, as a GPU's is a CPU's.) ``model.pt`` holds the weights alone: the
+    variance mode follows from the config and the history (:func:`load_model`)."""
     out = Path(out_dir)
     meta = {"version": __version__, "world_size": world_size, "precision": model.precision}
-    atomic_write(out / "config.json", json.dumps({**dataclasses.asdict(config), **meta}, indent=2) + "\n")
+    atomic_write(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    atomic_write(out / "run.json", json.dumps(meta, indent=2) + "\n")
     atomic_write(out / "history.json", json.dumps(history, indent=2) + "\n")
-    atomic_write(out / "model.pt", {"state_dict": model.state_dict(), "variance": model.variance,
-                                    "floor": model.floor, "sigma_param": model.sigma_param})
+    atomic_write(out / "model.pt", {"state_dict": model.state_dict()})
     (out / CHECKPOINT).unlink(missing_ok=True)
     return out
 
@@ -198,25 +218,35 @@ def run_config(run_dir: str | Path) -> TrainConfig:
     return TrainConfig.from_dict(read_file(run / "config.json", f"delete {run} and train it again"))
 
 
+RUN_METADATA = ("version", "world_size", "precision")  # run.json: how a run was trained, not what
+
+
+def run_metadata(run_dir: str | Path) -> dict:
+    """How a run was trained (:data:`RUN_METADATA`): its ``run.json``, or, for runs of earlier
+    versions, the same keys in its ``config.json``; a precision not recorded (runs before bf16)
+    is fp32, ranks not recorded 1."""
+    run = Path(run_dir)
+    source = run / "run.json" if (run / "run.json").is_file() else run / "config.json"
+    meta = read_file(source, f"delete {run} and train it again")
+    return {"world_size": 1, "precision": "fp32", **{k: meta[k] for k in RUN_METADATA if k in meta}}
+
+
 def run_precision(run_dir: str | Path) -> str:
     """The precision a complete run was trained in (runs of versions before bf16: fp32)."""
-    meta = read_file(Path(run_dir) / "config.json", f"delete {run_dir} and train it again")
-    return meta.get("precision", "fp32")
+    return run_metadata(run_dir)["precision"]
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """(model in eval mode, TrainConfig, history) of a directory written by :func:`finish_run`;
-    the model evaluates in fp32 until its ``precision`` is set."""
+    """(model in eval mode, TrainConfig, history) of a directory written by :func:`finish_run`
+    (or by an earlier version, whose ``model.pt`` also held the variance mode); the model
+    evaluates in fp32 until its ``precision`` is set."""
     run = Path(run_dir)
     config = run_config(run)
     remedy = f"delete {run} and train it again"
     history = read_file(run / "history.json", remedy)
     ckpt = read_file(run / "model.pt", remedy)
-    channels, size = IMAGE_SIZES[config.dataset]
     try:
-        model = VAE(config.latent_dim, channels, variance=ckpt["variance"], floor=ckpt["floor"],
-                    sigma_param=ckpt["sigma_param"], image_size=size)
-        model.load_state_dict(ckpt["state_dict"])
+        model = load_model(config, history, ckpt["state_dict"])
     except (KeyError, TypeError, RuntimeError) as err:  # a model.pt of another run or format
         raise CorruptFileError(f"{run / 'model.pt'} does not hold the model of {run / 'config.json'} "
                                f"({first_line(err)}); {remedy}") from err

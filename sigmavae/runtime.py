@@ -39,22 +39,11 @@ class Runtime:
     fid_weights: str | os.PathLike | None = None
     progress: bool = True
     precision: str | None = None  # auto | bf16 | fp32 (None: $SIGMAVAE_PRECISION, else auto)
-    group: int | None = None  # models trained in one vmapped step (None: $SIGMAVAE_GROUP, else auto)
 
     @property
     def cache(self) -> Path:
         """The cache folder: models, q̂, scores, the FID classifier and real-image features."""
         return Path(self.cache_dir or os.environ.get("SIGMAVAE_CACHE") or "~/.cache/sigmavae").expanduser()
-
-    def group_size(self, device: torch.device) -> int:
-        """How many models that share networks train in one step (:func:`sigmavae.training.train_group`):
-        ``group``, else ``$SIGMAVAE_GROUP``, else 8 on a GPU (where one model's kernels leave the card
-        waiting on launches) and 1 on a CPU (already busy with one model's batch of 256:
-        ``bench/train_speed.py --group 3`` measured no gain there)."""
-        value = self.group or int(os.environ.get("SIGMAVAE_GROUP") or 0)
-        if value < 0:
-            raise ValueError(f"group {value}: pass the number of models per step, >= 1 (or 0 for auto)")
-        return value or (8 if device.type == "cuda" else 1)
 
     @property
     def allow_download(self) -> bool:

@@ -55,8 +55,8 @@ def test_two_processes_train_once(tmp_path):
         from sigmavae.config import TrainConfig
         from sigmavae.runtime import Runtime
         calls = []
-        real = c.train_group
-        c.train_group = lambda *a, **k: (calls.append(1), real(*a, **k))[1]
+        real = c.train
+        c.train = lambda *a, **k: (calls.append(1), real(*a, **k))[1]
         here = Runtime(device="cpu", cache_dir={str(tmp_path)!r}, progress=False)
         print(c.cached_run(TrainConfig(**{SMALL!r}), runtime=here), len(calls))
     """)
@@ -140,9 +140,8 @@ def test_a_store_trains_the_pair_once_and_nobody_waits_on_a_busy_stage_1(tmp_pat
     two = TrainConfig(**TWO_STAGES)
     one = stage_1_config(two)
     calls = []
-    real = cache.train_group
-    monkeypatch.setattr(cache, "train_group", lambda cs, **k: (calls.append([c.epochs2 for c in cs]),
-                                                               real(cs, **k))[1])
+    real = cache.train
+    monkeypatch.setattr(cache, "train", lambda c, **k: (calls.append([c.epochs2]), real(c, **k))[1])
     store = Store(runtime=Runtime(device="cpu", cache_dir=tmp_path / "a", progress=False))
     assert training_plan([one, two, one], tmp_path / "a") == [two]
     store.train([one, two])

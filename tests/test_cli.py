@@ -18,7 +18,7 @@ def test_train_evaluate_sample_on_digits(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--dataset", "digits", "--epochs1", "1", "--epochs2", "1", "--latent-dim", "4",
                  "--batch-size", "128", "--device", "cpu", "--quiet", "--out", str(run)]) == 0
-    assert {p.name for p in run.iterdir()} == {"config.json", "history.json", "model.pt"}
+    assert {p.name for p in run.iterdir()} == {"config.json", "run.json", "history.json", "model.pt"}
     assert main(["evaluate", str(run), "--iwae-n", "50", "--components", "4", "--kl-samples", "500",
                  "--kl-runs", "2", "--device", "cpu", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out.split("\n", 1)[1])  # after the train summary line
@@ -175,7 +175,8 @@ def test_sigterm_checkpoints_and_resume_continues(tmp_path, monkeypatch, capsys)
     assert main(args) == 2  # a partial run is never started over silently
     assert "pass --resume" in capsys.readouterr().err
     assert main(args + ["--resume"]) == 0
-    assert {p.name for p in (tmp_path / "run").iterdir()} == {"config.json", "history.json", "model.pt"}
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {"config.json", "run.json", "history.json",
+                                                              "model.pt"}
     assert main(args + ["--resume"]) == 0  # finished: kept as it is
     assert "trained 2 epochs" in capsys.readouterr().out
 

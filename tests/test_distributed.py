@@ -98,8 +98,8 @@ def test_two_ranks_train_what_one_process_trains(tmp_path):
     rc, output = finish(torchrun(tmp_path / "ddp", epochs1=2, epochs2=1, sigma_update="closed_form"))
     assert rc == 0, output
     assert "on 2 ranks (torchrun)" in output
-    assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
-    _, loaded_config, ddp = load_run(tmp_path / "ddp")  # the extra key is run metadata, not config
+    assert json.loads((tmp_path / "ddp" / "run.json").read_text())["world_size"] == 2
+    _, loaded_config, ddp = load_run(tmp_path / "ddp")  # how it was trained is run.json, not config
     assert loaded_config == TrainConfig(**config)
     _, one = train(TrainConfig(**config), runtime=QUIET)
     assert len(ddp) == len(one) == 3

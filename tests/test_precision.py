@@ -34,6 +34,21 @@ def test_auto_takes_bf16_only_where_the_cpu_has_it(monkeypatch, amx, avx512_bf16
     assert prec.resolve_precision(None, CPU) == "fp32"
 
 
+@pytest.mark.parametrize("major,minor,want", [(7, 5, "fp32"), (8, 0, "bf16"), (9, 0, "bf16")])
+def test_auto_takes_bf16_on_a_gpu_only_where_it_is_native(monkeypatch, major, minor, want):
+    """A T4 (compute capability 7.5, Colab's free GPU) emulates bf16: torch's default check says
+    yes there, and training would be slower than in fp32. From 8.0 (Ampere) bf16 is native."""
+    monkeypatch.delenv("SIGMAVAE_PRECISION", raising=False)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda device: type("Props", (), {"major": major, "minor": minor})())
+    monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda device: True)  # emulation
+    assert torch.cuda.is_bf16_supported()  # torch's default counts the emulation
+    assert prec.resolve_precision("auto", torch.device("cuda")) == want
+
+
 def test_auto_trains_in_what_the_machine_has(monkeypatch):
     monkeypatch.delenv("SIGMAVAE_PRECISION")
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
@@ -88,7 +103,7 @@ def test_a_bf16_run_records_its_precision_and_shares_the_cache_key(tmp_path, mon
     model = store.model(CFG)
     history = json.loads((run_dir(CFG, tmp_path) / "history.json").read_text())
     assert model.precision == "bf16" and all(torch.isfinite(torch.tensor(h["elbo"])) for h in history)
-    meta = json.loads((run_dir(CFG, tmp_path) / "config.json").read_text())
+    meta = json.loads((run_dir(CFG, tmp_path) / "run.json").read_text())
     assert meta["precision"] == "bf16"
     assert all(p.dtype == torch.float32 for p in model.parameters())  # the weights themselves: fp32
     store.score(CFG, "test", {"k": 1}, lambda: {"v": 1.0})
@@ -124,4 +139,4 @@ def test_a_run_does_not_continue_in_another_precision(tmp_path, monkeypatch):
                                          "--precision bf16"):
         train(CFG, out_dir=tmp_path, runtime=Runtime(device="cpu", precision="fp32"), data=X, resume=True)
     train(CFG, out_dir=tmp_path, runtime=bf16, data=X, resume=True)
-    assert json.loads((tmp_path / "config.json").read_text())["precision"] == "bf16"
+    assert json.loads((tmp_path / "run.json").read_text())["precision"] == "bf16"

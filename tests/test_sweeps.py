@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sigmavae.cache import cached_run, run_dir
+from sigmavae.cache import cached_run, run_dir, train_missing
 from sigmavae.config import TrainConfig
-from sigmavae.reproduce import reproduce, train_concurrently
+from sigmavae.reproduce import reproduce
 from sigmavae.runs import load_run
 from sigmavae.runtime import Runtime
 from sigmavae.sweeps import train_with_submitit
@@ -50,7 +50,7 @@ def test_local_processes_fill_the_cache_and_say_how_far_they_are(tmp_path, monke
     here = Runtime(device="cpu", cache_dir=tmp_path / "cache", progress=False)
     cached_run(configs[0], runtime=here)
     lines = []
-    train_concurrently(configs, 2, here, log=lines.append)
+    assert train_missing(configs, runtime=here, jobs=2, log=lines.append) == 2
     assert [line[:14] for line in lines] == ["trained 1 of 2", "trained 2 of 2"]
     assert {line.split("(")[1].split(")")[0] for line in lines} == {"synthetic sigma seed 1",
                                                                   "synthetic sigma seed 2"}
@@ -58,5 +58,19 @@ def test_local_processes_fill_the_cache_and_say_how_far_they_are(tmp_path, monke
     for config in configs[1:3]:
         _, loaded, history = load_run(run_dir(config, tmp_path / "cache"))
         assert loaded == config and len(history) == 1
-    train_concurrently(configs, 2, here, log=lines.append)
-    assert lines[2] == "all 3 models are cached: nothing to train"
+    assert train_missing(configs, runtime=here, jobs=2, log=lines.append) == 0
+    assert len(lines) == 2
+
+
+def test_one_job_trains_here_announcing_each_model(tmp_path):
+    """The notebooks' path (Store.train): the same plan, in this process, each model announced
+    before it trains and reported when it is done."""
+    configs = [TrainConfig(**TINY, seed=s) for s in (0, 1)]
+    here = Runtime(device="cpu", cache_dir=tmp_path / "cache", progress=False, precision="fp32")
+    lines = []
+    assert train_missing(configs, runtime=here, log=lines.append) == 2
+    assert [line.split(":")[0] for line in lines[::2]] == ["training model 1 of 2", "training model 2 of 2"]
+    assert lines[0].endswith("synthetic sigma seed 0, 1 + 0 epochs, fp32")
+    assert lines[1].startswith("trained 1 of 2 (synthetic sigma seed 0) after")
+    assert lines[1].endswith("min left")
+    assert all((run_dir(c, tmp_path / "cache") / "model.pt").is_file() for c in configs)
