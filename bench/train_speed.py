@@ -1,30 +1,32 @@
 """Seconds per training step of the appendix B.1 networks (batch 256): the project's training
-loop against a plain fp32 PyTorch loop, and how close both come to the machine.
+loop against plain PyTorch loops, and how close both come to the machine.
 
-    python bench/train_speed.py [--device cpu] [--steps 20] [--rounds 3] [--group K] [--compile]
+    python bench/train_speed.py [--device cpu] [--steps 20] [--rounds 3] [--compile]
 
 Prints, all measured in this one run:
   - the machine's matmul rate (2048² @ 2048²) in fp32 and in bf16 (on CPUs without bf16 units,
     such as AVX2-only ones, bf16 is emulated and hundreds of times slower: then bf16 autocast
-    cannot speed training up, and the project stays in fp32),
-  - for stage 1 (global σ², Eq. 9) and stage 2 (pixel σ², Eq. 11), alternating ``rounds`` times:
-    the plain loop (NCHW tensors, the same objective and Adam) and the project's own epoch
-    function (``sigmavae.training.run_epoch``: channels-last, the non-finite guard, statistics kept on
-    the device) over the same ``steps`` batches; the median seconds per step of each,
-    ``speedup_vs_plain_fp32`` (plain ÷ project), FLOPs per image (FlopCounterMode, forward +
-    backward), GFLOP/s and ``ratio_to_matmul`` (achieved ÷ fp32 matmul), seconds per MNIST epoch;
-    and ``bound_at_matmul_peak``: the plain loop's step ÷ the step's FLOPs at the fp32 matmul rate,
-    the speed-up an fp32 step could reach if every FLOP ran at that rate and nothing else took time;
-    ``bf16_speedup_vs_fp32``: the project's fp32 step ÷ its bf16 step (same batches, same model).
-    With ``--group K``: K models in one vmapped step (``sigmavae.training.run_group_epoch``), in the
-    precision ``auto`` picks, and ``group_speedup_vs_alone``: K single steps ÷ one group step.
-    With ``--compile``, a third loop: the plain one with the objective under ``torch.compile``.
+    cannot speed training up, ``auto`` stays in fp32, and the bf16 loops are not timed),
+  - for stage 1 (global σ², Eq. 9) and stage 2 (pixel σ², Eq. 11), alternating ``rounds`` times
+    over the same ``steps`` batches: ``plain`` (a textbook loop: NCHW tensors, ``elbo_loss``,
+    Adam, nothing else), ``plain_cl`` (the same in the project's channels-last layout),
+    ``project`` (the project's epoch function, ``sigmavae.training.run_epoch``, as ``train``
+    calls it: shuffled batches, seeded noise, the non-finite guard, statistics kept on the
+    device), and where bf16 is native ``plain_bf16`` (plain_cl under the networks' bf16 autocast)
+    and ``bf16`` (the project's in bf16); the median seconds per step of each, FLOPs per image
+    (FlopCounterMode, forward + backward), GFLOP/s and ``ratio_to_matmul`` (achieved ÷ fp32
+    matmul), seconds per MNIST epoch; then
+  - ``speedup_vs_plain_fp32`` (plain ÷ project), ``project_vs_plain_fp32`` (plain_cl ÷ project:
+    what the project's step costs over a plain one in the same layout and arithmetic; 1 when it
+    adds nothing), ``project_vs_plain_bf16`` (plain_bf16 ÷ bf16), ``bf16_speedup_vs_fp32``
+    (project ÷ bf16) and ``bound_at_matmul_peak``: the plain loop's step ÷ the step's FLOPs at the
+    fp32 matmul rate, the speed-up an fp32 step could reach if every FLOP ran at that rate.
+  With ``--compile``, one more loop: the plain one with the objective under ``torch.compile``.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import time
 
@@ -35,9 +37,8 @@ from sigmavae.config import TrainConfig
 from sigmavae.models import VAE
 from sigmavae.objectives import elbo_loss
 from sigmavae.precision import fast_bf16, resolve_precision
-from sigmavae.runs import TrainState
 from sigmavae.runtime import resolve_device
-from sigmavae.training import noise_generator, place, run_epoch, run_group_epoch
+from sigmavae.training import place, run_epoch
 
 
 def sync(device):
@@ -69,29 +70,27 @@ def conv_ms(device, dtype) -> float:
     return best_seconds(lambda: torch.nn.functional.conv2d(x, w, padding=1), device, 3) * 1e3
 
 
-def plain_seconds(model, opt, x, cfg, batch_size, loss_fn=elbo_loss) -> float:
-    """The reference: a textbook loop over NCHW batches, nothing else."""
-    start = time.perf_counter()
-    for xb in x.split(batch_size):
-        loss, _ = loss_fn(model, xb, cfg)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return time.perf_counter() - start
+def plain_loop(model, opt, x, cfg, loss_fn=elbo_loss):
+    """The reference: a textbook loop over batches of ``x`` (the first n images), nothing else;
+    returns a function of n that runs one pass and returns its seconds."""
+    def run(n=None) -> float:
+        start = time.perf_counter()
+        for xb in x[:n].split(cfg.batch_size):
+            loss, _ = loss_fn(model, xb, cfg)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - start
+    return run
 
 
-def project_seconds(model, opt, x, cfg) -> float:
+def project_loop(model, opt, x, cfg):
     """The project's epoch function, exactly as :func:`sigmavae.training.train` calls it."""
-    start = time.perf_counter()
-    run_epoch(model, opt, x, cfg, torch.Generator().manual_seed(0))
-    return time.perf_counter() - start
-
-
-def group_seconds(states, cfg) -> float:
-    """One epoch of a group of models in one vmapped step each batch."""
-    start = time.perf_counter()
-    run_group_epoch(states, [cfg] * len(states))
-    return time.perf_counter() - start
+    def run(n=None) -> float:
+        start = time.perf_counter()
+        run_epoch(model, opt, x[:n], cfg, torch.Generator().manual_seed(0))
+        return time.perf_counter() - start
+    return run
 
 
 def setup(stage, device, channels_last, precision="fp32", seed=0):
@@ -111,7 +110,6 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="alternating passes of each loop")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--compile", action="store_true", help="also time the plain loop under torch.compile")
-    p.add_argument("--group", type=int, default=0, help="also time K models in one vmapped step")
     args = p.parse_args()
     device = resolve_device(args.device)
     cfg = TrainConfig(batch_size=args.batch_size)
@@ -123,58 +121,44 @@ def main() -> None:
     print(f"matmul: fp32 {peak:.1f} GFLOP/s, bf16 {matmul_gflops(device, dtype=torch.bfloat16):.1f} GFLOP/s")
     print(f"conv 256→256 3×3 on 4×4: fp32 {conv_ms(device, torch.float32):.1f} ms, "
           f"bf16 {conv_ms(device, torch.bfloat16):.1f} ms")
+    bf16 = fast_bf16(device)
+    if not bf16:
+        print("bf16 is not native here: its loops are not timed (auto precision is fp32)")
     for stage in (1, 2):
-        plain_model, plain_opt = setup(stage, device, channels_last=False)
-        model, opt = setup(stage, device, channels_last=True)
-        bf16_model, bf16_opt = setup(stage, device, channels_last=True, precision="bf16")
         x_plain = data.to(device)
-        _, x = place(model, data, device)  # exactly as training.train places the data
+        _, x = place(setup(stage, device, True)[0], data, device)  # exactly as training.train places it
+        # name → (run a pass over the first n images, or all); each with its own model and Adam
+        loops = {"plain": plain_loop(*setup(stage, device, False), x_plain, cfg),
+                 "plain_cl": plain_loop(*setup(stage, device, True), x, cfg),
+                 "project": project_loop(*setup(stage, device, True), x, cfg)}
+        if bf16:
+            loops |= {"plain_bf16": plain_loop(*setup(stage, device, True, "bf16"), x, cfg),
+                      "bf16": project_loop(*setup(stage, device, True, "bf16"), x, cfg)}
         with FlopCounterMode(display=False) as counter:
-            plain_seconds(plain_model, plain_opt, x_plain[: args.batch_size], cfg, args.batch_size)
+            plain_loop(*setup(stage, device, False), x_plain, cfg)(args.batch_size)
         flops = counter.get_total_flops()
-        project_seconds(model, opt, x[: 2 * args.batch_size], cfg)  # warm-up
-        project_seconds(bf16_model, bf16_opt, x[: 2 * args.batch_size], cfg)
-        times = {"plain": [], "project": [], "bf16": []}
-        if args.group:
-            auto = resolve_precision("auto", device)
-            states = [TrainState(*setup(stage, device, True, auto, seed), torch.Generator().manual_seed(seed),
-                                 x, noise_generator(x.device)) for seed in range(args.group)]
-            alone = [setup(stage, device, True, auto)]
-            project_seconds(*alone[0], x[: 2 * args.batch_size], cfg)
-            group_seconds([dataclasses.replace(s, x=x[: 2 * args.batch_size]) for s in states], cfg)
-            times |= {f"alone_{auto}": [], f"group{args.group}": []}
+        for run in loops.values():  # warm-up
+            run(2 * args.batch_size)
         if args.compile:
-            compiled_model, compiled_opt = setup(stage, device, channels_last=False)
-            compiled_loss = torch.compile(elbo_loss)
-            start = time.perf_counter()
-            plain_seconds(compiled_model, compiled_opt, x_plain[: 2 * args.batch_size], cfg,
-                          args.batch_size, compiled_loss)
-            print(f"stage {stage} torch.compile: {time.perf_counter() - start:.0f} s to compile")
-            times["compiled"] = []
+            compiled = torch.compile(elbo_loss)
+            loops["compiled"] = plain_loop(*setup(stage, device, False), x_plain, cfg, compiled)
+            print(f"stage {stage} torch.compile: {loops['compiled'](2 * args.batch_size):.0f} s to compile")
+        times = {name: [] for name in loops}
         for _ in range(args.rounds):
-            times["plain"].append(plain_seconds(plain_model, plain_opt, x_plain, cfg, args.batch_size))
-            times["project"].append(project_seconds(model, opt, x, cfg))
-            times["bf16"].append(project_seconds(bf16_model, bf16_opt, x, cfg))
-            if args.group:
-                times[f"alone_{auto}"].append(project_seconds(*alone[0], x, cfg))
-                times[f"group{args.group}"].append(group_seconds(states, cfg))
-            if args.compile:
-                times["compiled"].append(plain_seconds(compiled_model, compiled_opt, x_plain, cfg,
-                                                       args.batch_size, compiled_loss))
+            for name, run in loops.items():
+                times[name].append(run())
         step = {k: statistics.median(v) / args.steps for k, v in times.items()}
         for name, seconds in step.items():
             rate = flops / seconds / 1e9
-            print(f"stage {stage} {name:<7}: {seconds * 1e3:.1f} ms/step, "
+            print(f"stage {stage} {name:<10}: {seconds * 1e3:.1f} ms/step, "
                   f"{flops / args.batch_size / 1e6:.1f} MFLOP/image, {rate:.1f} GFLOP/s, "
                   f"ratio_to_matmul {rate / peak:.2f}, "
                   f"{seconds * 60000 / args.batch_size:.1f} s per MNIST epoch")
         print(f"stage {stage} speedup_vs_plain_fp32 {step['plain'] / step['project']:.2f}")
-        print(f"stage {stage} bf16_speedup_vs_fp32 {step['project'] / step['bf16']:.2f}")
-        if args.group:
-            together = step[f"group{args.group}"]
-            print(f"stage {stage} group_speedup_vs_alone {args.group * step[f'alone_{auto}'] / together:.2f} "
-                  f"({args.group} models in one step, {auto}; {together / args.group * 1e3:.1f} ms/step "
-                  "per model)")
+        print(f"stage {stage} project_vs_plain_fp32 {step['plain_cl'] / step['project']:.2f}")
+        if bf16:
+            print(f"stage {stage} project_vs_plain_bf16 {step['plain_bf16'] / step['bf16']:.2f}")
+            print(f"stage {stage} bf16_speedup_vs_fp32 {step['project'] / step['bf16']:.2f}")
         if args.compile:
             print(f"stage {stage} compiled_vs_plain {step['plain'] / step['compiled']:.2f}")
         at_peak = flops / (peak * 1e9)

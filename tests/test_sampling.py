@@ -117,6 +117,27 @@ def test_aggregate_posterior_is_the_mixture_of_eq_12():
     torch.testing.assert_close(s.var(0), var, rtol=0.03, atol=0)
 
 
+def test_qhat_of_eq_13_fits_as_many_components_as_asked_to_the_posterior_samples():
+    """Four well-separated posteriors: q̂ with M = 4 puts one component on each (its means are the
+    centres, its held-out density beats M = 1's by far); with ``points`` it fits a seeded subset."""
+    from sigmavae.sampling import fit_aggregate_posterior
+
+    centres = torch.tensor([[-4.0, 0.0], [4.0, 0.0], [0.0, -4.0], [0.0, 4.0]])
+    mu = centres.repeat(100, 1)  # image i encodes to N(centre of i mod 4, 0.1² I)
+    x = torch.arange(400.0).view(400, 1, 1, 1)
+    encoder = FixedEncoder(mu, torch.full_like(mu, 0.1))
+    four, one = (fit_aggregate_posterior(encoder, x, m, seed=0) for m in (4, 1))
+    means = torch.as_tensor(four.gmm.means_, dtype=torch.float32)
+    assert torch.cdist(centres, means).min(1).values.max() < 0.05  # a component at every centre
+    held_out = centres.repeat(50, 1) + 0.1 * torch.randn(200, 2, generator=torch.Generator().manual_seed(1))
+    assert float(four.log_prob(held_out).mean() - one.log_prob(held_out).mean()) > 2.0
+    assert four.fit_seconds > 0
+    few = fit_aggregate_posterior(encoder, x, 2, seed=3, points=8)  # 8 of the 400 images
+    assert len(few.gmm.weights_) == 2
+    with pytest.raises(ValueError, match="cannot fit 9 mixture components to 8 training images"):
+        fit_aggregate_posterior(encoder, x, 9, seed=3, points=8)
+
+
 def test_torch_em_matches_scikit_learn_on_held_out_points(one_thread):
     g = torch.Generator().manual_seed(0)
     centres = torch.randn(6, 5, generator=g) * 3
