@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The `paper` profile (appendix B.1's settings, 3 seeds) for MNIST and Fashion-MNIST, every artefact,
 # in one call of the device tool (one command ≤ 600 s), sized to its limit: the GPU timings first
-# (bench/train_speed.py: one model, a group of K, J processes sharing the card), then per block
+# (bench/train_speed.py: one model, then J processes sharing the card), then per block
 # (MNIST latent 16: Tables 2-4, Figures 2-4, appendix, beyond the paper; MNIST latent 2: Table 1, Figure 1;
-# Fashion-MNIST) the block's trainings, in groups (`reproduce --train-only --jobs J --group K`), then
+# Fashion-MNIST) the block's trainings, J processes at once (`reproduce --train-only --jobs J`), then
 # its notebooks one at a time; what the limit cuts short is dropped: a notebook comes back executed
 # to its end, with its results JSON, or not at all. Then bench/gmm_speed.py at CelebA's size if
 # time is left. What comes back ($OUT, ≤ 8 files of ≤ 16 MiB, one folder deep): notebooks-<ds>.tar.gz
@@ -51,12 +51,12 @@ fi
 OUT=${OUT:?set OUT: the folder that comes back}
 if [ "${REHEARSE:-0}" = 1 ]; then  # on this CPU: the smoke profile, tiny timings, no time limit to speak of
   PROFILE=${PROFILE:-smoke}; DATASETS=${DATASETS:-digits}; LIMIT=${LIMIT:-3000}; JOBS=${JOBS:-2}
-  GROUP=${GROUP:-2}; TIMING=${TIMING:---steps 2 --rounds 1 --batch-size 16 --group 2}; SHARE_STEPS=${SHARE_STEPS:-2}
+  TIMING=${TIMING:---steps 2 --rounds 1 --batch-size 16}; SHARE_STEPS=${SHARE_STEPS:-2}
   GMM=${GMM:---n 2000 --dim 16 --components 8}
   DEVICE=cpu
 else
   PROFILE=${PROFILE:-paper}; DATASETS=${DATASETS:-mnist fashion_mnist}; LIMIT=${LIMIT:-570}; JOBS=${JOBS:-6}
-  GROUP=${GROUP:-8}; TIMING=${TIMING:---steps 20 --rounds 2 --group 8}; SHARE_STEPS=${SHARE_STEPS:-20}
+  TIMING=${TIMING:---steps 20 --rounds 2}; SHARE_STEPS=${SHARE_STEPS:-20}
   GMM=${GMM:---n 50000 --dim 256 --components 500}
   DEVICE=cuda
 fi
@@ -67,7 +67,7 @@ LOG=$OUT/log.txt TIMES=$OUT/timings.txt
 : > "$LOG"; : > "$TIMES"
 say() { echo "$*" | tee -a "$LOG"; }
 left() { echo $((deadline - SECONDS)); }
-export PYTHONUNBUFFERED=1 PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} SIGMAVAE_CACHE=$WORK/cache SIGMAVAE_GROUP=$GROUP
+export PYTHONUNBUFFERED=1 PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} SIGMAVAE_CACHE=$WORK/cache
 
 # 1. the carried wheels, into a bare target
 if [ "${REHEARSE:-0}" = 1 ]; then
@@ -107,7 +107,7 @@ fi
 } > "$OUT/device.txt" 2>&1
 say "$(cat "$OUT/device.txt")"
 
-# 4. GPU timings: seconds per MNIST epoch alone, in a group, and J processes sharing the card
+# 4. GPU timings: seconds per MNIST epoch alone, and with J processes sharing the card
 if [ "$(left)" -gt 120 ]; then
   say "== train_speed $TIMING"
   timeout $(( $(left) / 4 )) python3 bench/train_speed.py --device "$DEVICE" $TIMING 2>&1 | tee -a "$TIMES" || say "train_speed cut short"
@@ -127,7 +127,7 @@ run_block() {  # dataset, notebooks (comma-separated)
   [ "$(left)" -gt 30 ] || { say "no time left for $ds $list"; return 1; }
   t=$SECONDS
   if ! timeout "$(left)" python3 -m sigmavae.cli reproduce --profile "$PROFILE" --train-only --jobs "$JOBS" \
-      --group "$GROUP" --only "$list" -p dataset "$ds" >> "$LOG" 2>&1; then
+      --only "$list" -p dataset "$ds" >> "$LOG" 2>&1; then
     say "$ds $list: training stopped at the limit (or failed) after $((SECONDS - t)) s"; return 1
   fi
   echo "$ds training for $list: $((SECONDS - t)) s" | tee -a "$TIMES"

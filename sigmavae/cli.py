@@ -1,6 +1,6 @@
 """The ``sigmavae`` command: ``train``, ``evaluate``, ``sample``, ``reproduce``.
 
-A run directory holds ``config.json``, ``history.json`` and ``model.pt`` after ``train``;
+A run directory holds ``config.json``, ``run.json``, ``history.json`` and ``model.pt`` after ``train``;
 ``evaluate`` adds ``metrics.json``, the fitted q̂ (``qhat-M-seedS.pt``, plain tensors), which
 ``sample`` reuses, and ``scores/``: the same parameter check, cache and score functions as the
 notebooks (:mod:`sigmavae.params`, :class:`sigmavae.cache.Store`, :mod:`sigmavae.scores`), every

@@ -16,7 +16,7 @@ path, bit for bit. ``auto`` takes bf16 where it is fast and fp32 elsewhere:
 
 Measured on a 2-core Xeon with AMX (``bench/train_speed.py``, ``bench/speed_quality.py``): see
 ``bench/results/speed/``. Precision is how a number is computed, not which experiment it is: it is
-recorded in every run directory (``config.json``) and score file, not in a cache key.
+recorded in every run directory (``run.json``) and score file, not in a cache key.
 
 This module imports nothing else of the package.
 """
