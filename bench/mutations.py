@@ -12,7 +12,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # (what breaks, file, the lines, what they become, the tests that must catch it)
 MUTATIONS = [
- ("run_epoch raises", "sigmavae/training.py",
+ ("run_epoch raises", "sigmavae/epoch.py",
   '    noise = noise if noise is not None else noise_generator(x.device)\n    model.train()\n',
   '    raise RuntimeError("mutant")\n',
   ["tests/test_cache.py::test_second_call_trains_nothing",

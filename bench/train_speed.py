@@ -10,7 +10,7 @@ Prints, all measured in this one run:
   - for stage 1 (global σ², Eq. 9) and stage 2 (pixel σ², Eq. 11), alternating ``rounds`` times
     over the same ``steps`` batches: ``plain`` (a textbook loop: NCHW tensors, ``elbo_loss``,
     Adam, nothing else), ``plain_cl`` (the same in the project's channels-last layout),
-    ``project`` (the project's epoch function, ``sigmavae.training.run_epoch``, as ``train``
+    ``project`` (the project's epoch function, ``sigmavae.epoch.run_epoch``, as ``train``
     calls it: shuffled batches, seeded noise, the non-finite guard, statistics kept on the
     device), and where bf16 is native ``plain_bf16`` (plain_cl under the networks' bf16 autocast)
     and ``bf16`` (the project's in bf16); the median seconds per step of each, FLOPs per image
@@ -34,11 +34,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sigmavae.config import TrainConfig
+from sigmavae.epoch import run_epoch
 from sigmavae.models import VAE
 from sigmavae.objectives import elbo_loss
 from sigmavae.precision import fast_bf16, resolve_precision
 from sigmavae.runtime import resolve_device
-from sigmavae.training import place, run_epoch
+from sigmavae.training import place
 
 
 def sync(device):

@@ -5,7 +5,7 @@
 Both train appendix B.1's encoder and decoder (sigmavae.models.VAE, latent 16) with Adam, lr 5e-4,
 batch 256, on the same images, for the same objective: pythae's VAE with its "mse" reconstruction
 loss is the Gaussian ELBO with σ² = 1, i.e. our ``beta-vae`` method (σ² = 1, β = 1). Ours is
-``sigmavae.training.run_epoch`` as ``train`` runs it; pythae's is ``BaseTrainer.train_step``, its
+``sigmavae.epoch.run_epoch`` as ``train`` runs it; pythae's is ``BaseTrainer.train_step``, its
 epoch. Prints each epoch's seconds, then ``speedup_vs_pythae`` (median pythae ÷ median ours).
 
 pythae (0.1.2, from PyPI) is installed for this benchmark only, on first use, into
@@ -28,9 +28,10 @@ import torch
 
 from sigmavae.config import TrainConfig
 from sigmavae.data import load_dataset
+from sigmavae.epoch import run_epoch
 from sigmavae.models import VAE
 from sigmavae.runtime import Runtime
-from sigmavae.training import place, run_epoch
+from sigmavae.training import place
 
 PYTHAE = ["pythae==0.1.2", "imageio", "pydantic==2.9.2", "pydantic-core==2.23.4", "annotated-types"]
 

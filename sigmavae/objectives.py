@@ -22,7 +22,7 @@ group of models trained in one vmapped step (:mod:`sigmavae.training`) draws, mo
 exactly what each would draw alone. Objectives have no side effects: they read the model and never
 write it. Where σ² comes from
 Eq. 10 (``sigma_update="closed_form"``), the objective returns the σ²_* it used in
-``terms.sigma2_star`` and the training step stores it (:func:`sigmavae.training.run_epoch`).
+``terms.sigma2_star`` and the training step stores it (:func:`sigmavae.epoch.run_epoch`).
 """
 
 from __future__ import annotations

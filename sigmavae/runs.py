@@ -40,9 +40,9 @@ CHECKPOINT = "checkpoint.pt"
 @dataclass
 class TrainState:
     """What training changes as it goes, all of it in a checkpoint: the model's weights, Adam,
-    the batch-order generator, the generator of the step's noise (ε, WAE's
-    prior draws; on the data's device), the history, and ``partial``, the state of an epoch a
-    signal stopped (see :func:`sigmavae.training.run_epoch`). ``x`` is the training set on the
+    the batch-order generator, the generator of the step's noise (ε, WAE's prior draws; on the
+    data's device), the history, and ``partial``, the state of an epoch a signal stopped (see
+    :func:`sigmavae.epoch.run_epoch`) and its stage. ``x`` is the training set on the
     device (its shape is checked on resume, the data themselves are not saved)."""
 
     model: VAE

@@ -12,6 +12,7 @@ from PIL import Image
 from sigmavae.cache import run_dir
 from sigmavae.cli import main
 from sigmavae.config import TrainConfig
+from sigmavae.objectives import OBJECTIVES
 
 
 def test_train_evaluate_sample_on_digits(tmp_path, capsys):
@@ -155,10 +156,9 @@ def test_sigterm_checkpoints_and_resume_continues(tmp_path, monkeypatch, capsys)
     import os
     import signal
 
-    import sigmavae.training as training
 
     args = small_digits(monkeypatch) + ["--out", str(tmp_path / "run")]
-    real, calls = training.OBJECTIVES["sigma"], []
+    real, calls = OBJECTIVES["sigma"], []
 
     def objective(*a, **kw):  # SIGTERM during the 2nd batch of stage 2 (3 batches an epoch)
         calls.append(1)
@@ -166,12 +166,12 @@ def test_sigterm_checkpoints_and_resume_continues(tmp_path, monkeypatch, capsys)
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*a, **kw)
 
-    monkeypatch.setitem(training.OBJECTIVES, "sigma", objective)
+    monkeypatch.setitem(OBJECTIVES, "sigma", objective)
     assert main(args) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "SIGTERM: saved" in err and "--resume" in err
     assert "(after batch 2 of epoch 2)" in err
-    monkeypatch.setitem(training.OBJECTIVES, "sigma", real)
+    monkeypatch.setitem(OBJECTIVES, "sigma", real)
     assert main(args) == 2  # a partial run is never started over silently
     assert "pass --resume" in capsys.readouterr().err
     assert main(args + ["--resume"]) == 0

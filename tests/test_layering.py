@@ -6,7 +6,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).parents[1] / "sigmavae"
 # Bottom first, as the README lists them.
 ORDER = ["__init__", "runtime", "precision", "data", "config", "distributed", "likelihoods", "models",
-         "objectives", "runs", "data_parallel", "training", "sampling", "metrics", "classifier", "fid",
+         "objectives", "runs", "data_parallel", "epoch", "training", "sampling", "metrics", "classifier",
+         "fid",
          "cache", "claims", "paper", "literature", "params",
          "artefacts", "scores", "experiments", "plots", "reports",
          "sweeps", "reproduce", "cli"]

@@ -12,7 +12,7 @@ from sigmavae.cache import Store, run_dir
 from sigmavae.config import TrainConfig
 from sigmavae.data import load_dataset
 from sigmavae.models import VAE
-from sigmavae.objectives import elbo_terms
+from sigmavae.objectives import OBJECTIVES, elbo_terms
 from sigmavae.runs import CHECKPOINT, TrainingInterrupted
 from sigmavae.runtime import Runtime
 from sigmavae.training import train
@@ -117,9 +117,8 @@ def test_a_bf16_run_records_its_precision_and_shares_the_cache_key(tmp_path, mon
 
 
 def test_a_run_does_not_continue_in_another_precision(tmp_path, monkeypatch):
-    import sigmavae.training as training
 
-    real, calls = training.OBJECTIVES["sigma"], []
+    real, calls = OBJECTIVES["sigma"], []
 
     def objective(*args, **kwargs):
         calls.append(1)
@@ -129,7 +128,7 @@ def test_a_run_does_not_continue_in_another_precision(tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
 
-    monkeypatch.setitem(training.OBJECTIVES, "sigma", objective)
+    monkeypatch.setitem(OBJECTIVES, "sigma", objective)
     bf16 = Runtime(device="cpu", progress=False, precision="bf16")
     with pytest.raises(TrainingInterrupted):
         train(CFG, out_dir=tmp_path, runtime=bf16, data=X)

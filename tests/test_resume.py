@@ -14,6 +14,7 @@ import torch
 import sigmavae.training as training
 from sigmavae.config import TrainConfig
 from sigmavae.data import load_dataset
+from sigmavae.objectives import OBJECTIVES
 from sigmavae.runs import (
     CHECKPOINT,
     NonFiniteError,
@@ -114,7 +115,7 @@ def mode(ckpt) -> str:
 
 def signal_at(monkeypatch, call, signum):
     """Make the objective send ``signum`` to this process during its ``call``-th batch."""
-    real, calls = training.OBJECTIVES["sigma"], []
+    real, calls = OBJECTIVES["sigma"], []
 
     def objective(*args, **kwargs):
         calls.append(1)
@@ -122,7 +123,7 @@ def signal_at(monkeypatch, call, signum):
             os.kill(os.getpid(), signum)
         return real(*args, **kwargs)
 
-    monkeypatch.setitem(training.OBJECTIVES, "sigma", objective)
+    monkeypatch.setitem(OBJECTIVES, "sigma", objective)
 
 
 @pytest.mark.parametrize("signum,call,epochs,batch", [
@@ -152,7 +153,7 @@ def test_a_signal_checkpoints_and_resume_is_exact(tmp_path, monkeypatch, referen
 
 def poison(monkeypatch, call, where):
     """A NaN in the loss, or (loss finite) in every gradient, from the ``call``-th batch on."""
-    real, calls = training.OBJECTIVES["sigma"], []
+    real, calls = OBJECTIVES["sigma"], []
 
     def objective(*args, **kwargs):
         calls.append(1)
@@ -164,7 +165,7 @@ def poison(monkeypatch, call, where):
                 loss.register_hook(lambda g: g * float("nan"))
         return loss, t
 
-    monkeypatch.setitem(training.OBJECTIVES, "sigma", objective)
+    monkeypatch.setitem(OBJECTIVES, "sigma", objective)
 
 
 def test_a_nan_gradient_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch,

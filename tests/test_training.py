@@ -8,10 +8,11 @@ import torch
 
 from sigmavae.config import TrainConfig
 from sigmavae.data import load_dataset
+from sigmavae.epoch import run_epoch
 from sigmavae.models import VAE
 from sigmavae.runs import load_run
 from sigmavae.runtime import Runtime
-from sigmavae.training import run_epoch, stages, train
+from sigmavae.training import stages, train
 
 X = load_dataset("synthetic", "train")
 QUIET = Runtime(device="cpu", progress=False)
