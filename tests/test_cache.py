@@ -2,6 +2,7 @@
 
 import dataclasses
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -159,3 +160,24 @@ def test_a_store_trains_the_pair_once_and_nobody_waits_on_a_busy_stage_1(tmp_pat
     calls.clear()
     Store(runtime=here).train([one, two])
     assert calls == [[0]] and (run_dir(one, tmp_path / "b") / "model.pt").is_file()
+
+
+def test_a_run_of_an_earlier_version_is_found_and_loads_in_its_variance_mode(tmp_path):
+    """Runs cached before run.json (metadata in config.json, the variance mode in model.pt) keep
+    their keys: the store finds them, trains nothing, and the model comes back in its pixel mode
+    with the floor ½σ²_dataset, recorded precision included."""
+    here = Runtime(device="cpu", cache_dir=tmp_path, progress=False, precision="fp32")
+    two = TrainConfig(**TWO_STAGES)
+    run = cached_run(two, runtime=here)
+    want, _, _ = load_run(run)
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").unlink()
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, **meta, "precision": "bf16"}))
+    torch.save({"state_dict": want.state_dict(), "variance": "pixel", "floor": want.floor,
+                "sigma_param": "sigma"}, run / "model.pt")
+    store = Store(runtime=here)
+    store.train([two])
+    model = store.model(two)
+    assert store.computed["model"] == 0 and store.provenance()["trained"] == {"bf16": 1}
+    assert model.variance == "pixel" and model.floor == want.floor == 0.5 * model.sigma2
