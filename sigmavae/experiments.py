@@ -8,8 +8,9 @@ computed once and then read back, whichever notebook or CLI call asks. They retu
 errors), the paper's claims decided by :mod:`sigmavae.paper`, and the data the figures draw.
 
 A notebook starts with :func:`resolve` (:func:`sigmavae.artefacts.resolve`: its parameters,
-checked), then calls its artefact's function here. Presentation (tables, figures, JSON, the book's
-glue) is :mod:`sigmavae.reports`.
+checked), then calls its artefact's function here. What they share (the Outcome, measuring seed
+by seed, the collapse check, paired FIDs) is :mod:`sigmavae.outcomes`. Presentation (tables,
+figures, JSON, the book's glue) is :mod:`sigmavae.reports`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import dataclasses
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 
@@ -29,7 +29,6 @@ from .artefacts import (
     TABLE2_METHODS,
     TABLE3_MODELS,
     beyond_models,
-    models,
     ours_model,
     resolve,
     sweep_models,
@@ -37,9 +36,11 @@ from .artefacts import (
     table3_models,
 )
 from .cache import Store
-from .claims import Claim, Estimate
+from .claims import Estimate
 from .fid import generate
 from .metrics import bits_per_dim, paired_difference
+from .outcomes import Outcome, both_sources, collapse, models_first, paired_fids
+from .outcomes import epochs as _epochs
 from .params import Params
 from .sampling import AggregatePosterior, StandardNormalPrior
 from .scores import (
@@ -58,55 +59,15 @@ from .scores import (
     qhat,
     uncertainty_score,
 )
-from .training import stages
 
 __all__ = ["RUNNERS", "Outcome", "appendix_samples", "beyond", "figure1", "figure2", "resolve", "table1",
            "table2", "table3", "table4", "uncertainty"]
 
 
-# ----------------------------------------------------------------------------- outcomes
+# ----------------------------------------------------------------------------- shared
 
-@dataclass
-class Outcome:
-    """What an artefact measured: ``numbers`` (JSON-able, Estimates as mean/std/values/stderr),
-    ``claims`` decided, ``checks`` (true by construction, shown as checks), ``headline`` (the
-    values the book's summary pastes), ``figures`` (data to draw, not saved) and ``computed``: the
-    precisions its models were trained and its scores computed in (:meth:`Store.provenance`)."""
-
-    artefact: str
-    params: Params
-    numbers: dict
-    claims: list[Claim]
-    checks: list[dict] = field(default_factory=list)
-    headline: dict = field(default_factory=dict)
-    figures: dict = field(default_factory=dict)
-    computed: dict = field(default_factory=dict)  # how: the precisions of its models and scores
-
-    def to_json(self) -> dict:
-        return {"artefact": self.artefact, "profile": self.params.profile,
-                "differences": list(self.params.differences), "dataset": self.params.dataset,
-                "seeds": list(self.params.seeds), "parameters": self.params.to_json(),
-                "numbers": _jsonable(self.numbers), "claims": [c.to_json() for c in self.claims],
-                "checks": self.checks, "headline": self.headline, "computed": self.computed}
-
-
-def _jsonable(x):
-    if isinstance(x, Estimate):
-        return x.to_json()
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    return x
-
-
-def _models_first(store: Store, artefact: str, p: Params) -> Store:
-    """Train the models ``artefact`` needs, over all seeds, before measuring anything (saying which
-    of how many), and return the store."""
-    store.train(models(artefact, p))
-    return store
-
-
+# Flat keys "{quantity} {name}", regrouped by each artefact: on its way out, as the artefacts move
+# to sigmavae.outcomes.per_seed (nested results).
 def _per_seed(p: Params, fn: Callable[[int], dict]) -> dict:
     """fn(seed) → {name: (value, stderr or None)} for each seed → {name: Estimate}."""
     runs = [fn(s) for s in p.seeds]
@@ -116,42 +77,6 @@ def _per_seed(p: Params, fn: Callable[[int], dict]) -> dict:
         errs = [r[name][1] for r in runs]
         out[name] = Estimate(values, None if any(e is None for e in errs) else errs)
     return out
-
-
-def _collapse(p: Params, store: Store, configs: Callable[[int], dict]) -> tuple[dict, list[str]]:
-    """Each model of ``configs(seed)`` ({name: config}) against the mean image
-    (:func:`sigmavae.scores.beats_mean_image`), and the names of those collapsed
-    (:func:`sigmavae.paper.collapsed`)."""
-    margins = _per_seed(p, lambda seed: {n: beats_mean_image(store, c, p, seed)
-                                         for n, c in configs(seed).items()})
-    return margins, paper.collapsed(margins)
-
-
-def _paired_fids(p: Params, store: Store, spec: Callable[[int], dict]) -> paper.Diff:
-    """The paired FID differences (:func:`sigmavae.scores.fid_difference`) between two entries of
-    ``spec(seed)`` ({key: (config, params, source)}), seed by seed, as a
-    :data:`sigmavae.paper.Diff`: each pair read from the cache when a claim asks for it."""
-    specs = {seed: spec(seed) for seed in p.seeds}
-
-    def diff(a, b):
-        def one(seed):
-            return {"d": fid_difference(store, seed, specs[seed][a], specs[seed][b])}
-
-        return _per_seed(p, one)["d"]
-
-    return diff
-
-
-def _epochs(config) -> str:
-    """The epochs ``config``'s model trains, as a table labels them: "3 + 2" (Algorithm 1's two
-    stages), "3" (stage 1 alone), "5" (the other methods: one stage of epochs1 + epochs2)."""
-    return " + ".join(str(epochs) for _, epochs, _ in stages(config))
-
-
-def _both_sources(p: Params, configs: Callable[[int], dict]) -> Callable[[int], dict]:
-    """For :func:`_paired_fids`: every model of ``configs(seed)`` sampled from q̂ and from the prior,
-    keyed (source, name)."""
-    return lambda seed: {(src, n): (c, p, src) for n, c in configs(seed).items() for src in ("qhat", "prior")}
 
 
 def _listed(names: list[str]) -> str:
@@ -168,7 +93,7 @@ def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, exten
     if p.latent_dim != 2:
         raise ValueError(f"Table 1 draws densities over a 2-D latent space: latent_dim must be 2, "
                          f"got {p.latent_dim}")
-    store = _models_first(store or Store(runtime=p.runtime), "table1", p)
+    store = models_first("table1", p, store)
 
     def one(seed):
         out = {}
@@ -183,7 +108,7 @@ def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, exten
     kl = {k: est[f"kl {k}"] for k in labels}
     # the paper's ± is the std over its 10 Monte Carlo runs: ours the same (the first seed's)
     kl_std = {k: None if kl[k].stderrs is None else kl[k].stderrs[0] * math.sqrt(p.kl_runs) for k in labels}
-    beats, collapsed = _collapse(p, store, lambda seed: sweep_models(p, seed))
+    beats, collapsed = collapse(p, store, lambda seed: sweep_models(p, seed))
     # the density grids, first seed
     axis = torch.linspace(-extent, extent, grid_size)
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1)  # [G, G, 2], y up the rows
@@ -215,7 +140,7 @@ def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, exten
 def figure1(p: Params, store: Store | None = None) -> Outcome:
     """Figure 1: test ELBO, FID from q̂ and from the prior, and KL(q̂‖p) against σ², for the six
     fixed σ² and the learned one (Table 1's models, q̂ and KL reused from the cache)."""
-    store = _models_first(store or Store(runtime=p.runtime), "figure1", p)
+    store = models_first("figure1", p, store)
 
     def one(seed):
         out = {}
@@ -231,8 +156,8 @@ def figure1(p: Params, store: Store | None = None) -> Outcome:
     est = _per_seed(p, one)
     labels = list(sweep_models(p, p.seeds[0]))
     by = {q: {k: est[f"{q} {k}"] for k in labels} for q in ("sigma2", "elbo", "fid_qhat", "fid_prior", "kl")}
-    beats, collapsed = _collapse(p, store, lambda seed: sweep_models(p, seed))
-    diff = _paired_fids(p, store, _both_sources(p, lambda seed: sweep_models(p, seed)))
+    beats, collapsed = collapse(p, store, lambda seed: sweep_models(p, seed))
+    diff = paired_fids(p, store, both_sources(p, lambda seed: sweep_models(p, seed)))
     claims = paper.figure1_claims(by["elbo"], by["fid_qhat"], diff, collapsed)
     best = max((k for k in labels if k != "learned"), key=lambda k: by["elbo"][k].mean)
     kind = fid_kind(store, p)
@@ -258,7 +183,7 @@ def _fid_table(p: Params, store: Store) -> dict:
         return out
 
     est = _per_seed(p, one)
-    beats, collapsed = _collapse(p, store, lambda seed: table2_models(p, seed))
+    beats, collapsed = collapse(p, store, lambda seed: table2_models(p, seed))
     epochs = {n: _epochs(c) for n, c in table2_models(p, p.seeds[0]).items()}
     return {"qhat": {n: est[f"qhat {n}"] for n in TABLE2_METHODS},
             "prior": {n: est[f"prior {n}"] for n in TABLE2_METHODS}, "real": est["real"],
@@ -273,11 +198,11 @@ def _protocol_source(name: str) -> str:
 def table2(p: Params, store: Store | None = None) -> Outcome:
     """Table 2: FID of samples from q̂ and from the prior for the five methods, and of real images.
     The paper's protocol: q̂ where possible, WAE from the prior (appendix D)."""
-    store = _models_first(store or Store(runtime=p.runtime), "table2", p)
+    store = models_first("table2", p, store)
     fids = _fid_table(p, store)
     protocol = {n: fids[_protocol_source(n)][n] for n in TABLE2_METHODS}
     ref = paper.TABLE2.get(p.dataset, {})
-    diff = _paired_fids(p, store, lambda seed: {n: (c, p, _protocol_source(n))
+    diff = paired_fids(p, store, lambda seed: {n: (c, p, _protocol_source(n))
                                                  for n, c in table2_models(p, seed).items()})
     claims = paper.table2_claims(protocol, diff, p.dataset, fids["collapsed"])
     others = [n for n in TABLE2_METHODS if n != "ours"]
@@ -298,9 +223,9 @@ def table2(p: Params, store: Store | None = None) -> Outcome:
 def figure2(p: Params, store: Store | None = None) -> Outcome:
     """Figure 2: (a) FID from q̂ beside FID from the prior for every method (Table 2's scores,
     read from the cache); (b) samples of ours from q̂ and from the prior."""
-    store = _models_first(store or Store(runtime=p.runtime), "figure2", p)
+    store = models_first("figure2", p, store)
     fids = _fid_table(p, store)
-    diff = _paired_fids(p, store, _both_sources(p, lambda seed: table2_models(p, seed)))
+    diff = paired_fids(p, store, both_sources(p, lambda seed: table2_models(p, seed)))
     gains = {n: diff(("prior", n), ("qhat", n)) for n in TABLE2_METHODS}
     weakest = min(gains, key=lambda n: gains[n].mean)
     kind = fid_kind(store, p)
@@ -331,7 +256,7 @@ def table3(p: Params, store: Store | None = None) -> Outcome:
     ignores z, scored exactly at each model's σ² and at its own best σ² (a model that does not
     beat it is *collapsed*); and each fixed-σ² baseline's decoder at its own best σ² (Eq. 10 on
     the training set, calibrated), against which "ours (dataset σ²) beats them" can fail."""
-    store = _models_first(store or Store(runtime=p.runtime), "table3", p)
+    store = models_first("table3", p, store)
     names = list(TABLE3_MODELS)
 
     def one(seed):
@@ -412,7 +337,7 @@ def table4(p: Params, store: Store | None = None) -> Outcome:
     if ms[-1] > n_train:  # before any training
         raise ValueError(f"components_list asks for {ms[-1]} components but there are only {n_train} "
                          f"fitting points; use at most {n_train}")
-    _models_first(store, "table4", p)
+    models_first("table4", p, store)
 
     reference = min(ms, key=lambda m: abs(m - 32))  # the paper's M for 28×28 data, or the nearest
 
@@ -461,7 +386,7 @@ def uncertainty(p: Params, store: Store | None = None) -> Outcome:
     per-pixel variance), and on samples it is high where the training images vary."""
     if p.epochs2 < 1:
         raise ValueError("the uncertainty figures need stage 2 (per-pixel σ²): epochs2 must be >= 1")
-    store = _models_first(store or Store(runtime=p.runtime), "figure3_4", p)
+    store = models_first("figure3_4", p, store)
 
     def one(seed):
         s = uncertainty_score(store, ours_model(p, seed)["ours"], p, seed)
@@ -508,8 +433,8 @@ def uncertainty(p: Params, store: Store | None = None) -> Outcome:
 def appendix_samples(p: Params, store: Store | None = None) -> Outcome:
     """Appendix D, Figures 1-13: ``n_samples`` samples per method from q̂ and from the prior
     (Table 2's models, first seed). No claims: the paper's are about the FIDs of Table 2."""
-    store = _models_first(store or Store(runtime=p.runtime), "appendix", p)
-    beats, collapsed = _collapse(p, store, lambda seed: table2_models(p, seed))
+    store = models_first("appendix", p, store)
+    beats, collapsed = collapse(p, store, lambda seed: table2_models(p, seed))
     epochs = {n: _epochs(c) for n, c in table2_models(p, p.seeds[0]).items()}
     return Outcome("appendix", p, {"beats_mean_image": beats, "collapsed": collapsed, "epochs": epochs}, [],
                    headline={"collapsed": _listed(collapsed)},
@@ -540,7 +465,7 @@ def beyond(p: Params, store: Store | None = None) -> Outcome:
     """
     if p.epochs2 < 1:
         raise ValueError("what stage 2 buys needs stage 2: epochs2 must be >= 1")
-    store = _models_first(store or Store(runtime=p.runtime), "beyond", p)
+    store = models_first("beyond", p, store)
     ip = dataclasses.replace(p, n_samples=BEYOND_IMAGES)
     d = math.prod(store.images(p.dataset, "test").shape[1:])
     likelihood_models = [*TABLE3_MODELS, EQUAL_EPOCHS]
