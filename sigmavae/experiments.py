@@ -31,34 +31,33 @@ from .artefacts import (
     beyond_models,
     ours_model,
     resolve,
-    sweep_models,
     table2_models,
     table3_models,
 )
 from .cache import Store
 from .claims import Estimate
 from .fid import generate
+from .headlines import listed as _listed
 from .metrics import bits_per_dim, paired_difference
 from .outcomes import Outcome, both_sources, collapse, models_first, paired_fids
 from .outcomes import epochs as _epochs
 from .params import Params
-from .sampling import AggregatePosterior, StandardNormalPrior
+from .sampling import StandardNormalPrior
 from .scores import (
     beats_mean_image,
     calibrated_iwae_score,
     discrete_iwae_score,
-    elbo_score,
     fid_difference,
     fid_kind,
     fid_score,
     heldout_score,
     iwae_score,
-    kl_score,
     mean_image_discrete_score,
     mean_image_score,
     qhat,
     uncertainty_score,
 )
+from .sigma2_sweep import figure1, table1
 
 __all__ = ["RUNNERS", "Outcome", "appendix_samples", "beyond", "figure1", "figure2", "resolve", "table1",
            "table2", "table3", "table4", "uncertainty"]
@@ -77,97 +76,6 @@ def _per_seed(p: Params, fn: Callable[[int], dict]) -> dict:
         errs = [r[name][1] for r in runs]
         out[name] = Estimate(values, None if any(e is None for e in errs) else errs)
     return out
-
-
-def _listed(names: list[str]) -> str:
-    """The collapsed models as a page pastes them: "VAE, β-VAE" or "none"."""
-    return ", ".join(names) or "none"
-
-
-# ----------------------------------------------------------------------------- Table 1, Figure 1
-
-def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, extent: float = 4.0) -> Outcome:
-    """Table 1: KL(q̂‖p) for σ² fixed at each of the sweep's values and learned (Eq. 9), and the
-    log densities of the aggregate posterior (Eq. 12), of q̂ (Eq. 13) and of p(z) on a grid over
-    the 2-D latent space (drawn for the first seed)."""
-    if p.latent_dim != 2:
-        raise ValueError(f"Table 1 draws densities over a 2-D latent space: latent_dim must be 2, "
-                         f"got {p.latent_dim}")
-    store = models_first("table1", p, store)
-
-    def one(seed):
-        out = {}
-        for label, config in sweep_models(p, seed).items():
-            out[f"sigma2 {label}"] = (store.model(config).sigma2, None)
-            out[f"kl {label}"] = kl_score(store, config, p, seed)
-        return out
-
-    est = _per_seed(p, one)
-    labels = list(sweep_models(p, p.seeds[0]))
-    sigma2 = {k: est[f"sigma2 {k}"] for k in labels}
-    kl = {k: est[f"kl {k}"] for k in labels}
-    # the paper's ± is the std over its 10 Monte Carlo runs: ours the same (the first seed's)
-    kl_std = {k: None if kl[k].stderrs is None else kl[k].stderrs[0] * math.sqrt(p.kl_runs) for k in labels}
-    beats, collapsed = collapse(p, store, lambda seed: sweep_models(p, seed))
-    # the density grids, first seed
-    axis = torch.linspace(-extent, extent, grid_size)
-    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1)  # [G, G, 2], y up the rows
-    columns = {}
-    first = sweep_models(p, p.seeds[0])
-    x = store.images(p.dataset, "train")
-    for label, config in sorted(first.items(), key=lambda kv: -store.model(kv[1]).sigma2):
-        model = store.model(config)
-        name = f"{model.sigma2:.3g} (learned)" if label == "learned" else label
-        columns[name] = {"aggregate posterior q(z)": AggregatePosterior().fit(model, x).log_prob(grid),
-                         "q̂(z), Gaussian mixture":
-                             qhat(store, config, p, p.seeds[0]).log_prob(grid)}
-    columns["prior p(z)"] = {"aggregate posterior q(z)": StandardNormalPrior(2).log_prob(grid)}
-    numbers = {"sigma2": sigma2, "kl_qhat_prior": kl, "kl_std_runs": kl_std, "beats_mean_image": beats,
-               "collapsed": collapsed, "epochs": {k: _epochs(c) for k, c in first.items()},
-               "paper": {"kl": {f"{k:g}": v for k, v in paper.TABLE1.items()},
-                         "sigma2_learned": paper.TABLE1_LEARNED_SIGMA2}}
-    headline = {"sigma2_learned": sigma2["learned"].mean, "paper_sigma2_learned": paper.TABLE1_LEARNED_SIGMA2,
-                "kl_learned": kl["learned"].text(3), "paper_kl_learned": paper.TABLE1[0.035][0],
-                "kl_1": kl["1"].text(3), "paper_kl_1": paper.TABLE1[1.0][0],
-                "kl_005": kl["0.05"].text(3), "paper_kl_005": paper.TABLE1[0.05][0],
-                "kl_002": kl["0.02"].text(3), "paper_kl_002": paper.TABLE1[0.02][0],
-                "kl_001": kl["0.01"].text(3), "paper_kl_001": paper.TABLE1[0.01][0]}
-    headline["collapsed"] = _listed(collapsed)
-    return Outcome("table1", p, numbers, paper.table1_claims(sigma2, kl, collapsed), headline=headline,
-                   figures={"densities": columns, "extent": extent}, computed=store.provenance())
-
-
-def figure1(p: Params, store: Store | None = None) -> Outcome:
-    """Figure 1: test ELBO, FID from q̂ and from the prior, and KL(q̂‖p) against σ², for the six
-    fixed σ² and the learned one (Table 1's models, q̂ and KL reused from the cache)."""
-    store = models_first("figure1", p, store)
-
-    def one(seed):
-        out = {}
-        for label, config in sweep_models(p, seed).items():
-            e = elbo_score(store, config, p, seed)
-            out[f"sigma2 {label}"] = (store.model(config).sigma2, None)
-            out[f"elbo {label}"] = (e["elbo"], e["elbo_stderr"])
-            out[f"fid_qhat {label}"] = fid_score(store, config, p, seed, "qhat")
-            out[f"fid_prior {label}"] = fid_score(store, config, p, seed, "prior")
-            out[f"kl {label}"] = kl_score(store, config, p, seed)
-        return out
-
-    est = _per_seed(p, one)
-    labels = list(sweep_models(p, p.seeds[0]))
-    by = {q: {k: est[f"{q} {k}"] for k in labels} for q in ("sigma2", "elbo", "fid_qhat", "fid_prior", "kl")}
-    beats, collapsed = collapse(p, store, lambda seed: sweep_models(p, seed))
-    diff = paired_fids(p, store, both_sources(p, lambda seed: sweep_models(p, seed)))
-    claims = paper.figure1_claims(by["elbo"], by["fid_qhat"], diff, collapsed)
-    best = max((k for k in labels if k != "learned"), key=lambda k: by["elbo"][k].mean)
-    kind = fid_kind(store, p)
-    headline = {"elbo_learned": by["elbo"]["learned"].text(1), "elbo_best_fixed": by["elbo"][best].text(1),
-                "elbo_best_fixed_sigma2": best, "fid_qhat_learned": by["fid_qhat"]["learned"].text(1),
-                "fid_prior_learned": by["fid_prior"]["learned"].text(1), "fid_kind": kind}
-    headline["collapsed"] = _listed(collapsed)
-    epochs = {k: _epochs(c) for k, c in sweep_models(p, p.seeds[0]).items()}
-    return Outcome("figure1", p, {**by, "fid_kind": kind, "beats_mean_image": beats, "collapsed": collapsed,
-                                  "epochs": epochs}, claims, headline=headline, computed=store.provenance())
 
 
 # ----------------------------------------------------------------------------- Table 2, Figure 2

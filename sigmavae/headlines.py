@@ -1,0 +1,41 @@
+"""Each artefact's headline: the values the book's summary pastes (``Outcome.headline``, glued by
+:func:`sigmavae.reports.publish` and saved in the results JSON), beside the paper's.
+
+One function per artefact, a pure function of the numbers its measurement returned (Table 3
+also takes the pixels per image d, Table 4 the reference M): mostly "mean ± spread" text
+(:meth:`sigmavae.claims.Estimate.text`) and the paper's reference numbers (:mod:`sigmavae.paper`).
+It sits below the measurements, not in :mod:`sigmavae.reports` (which presents an Outcome, above
+them), because an Outcome carries its headline as soon as it is measured: a notebook may print a
+headline value before it publishes (the beyond page's d·log 255).
+"""
+
+from __future__ import annotations
+
+from . import paper
+
+
+def listed(names: list[str]) -> str:
+    """The collapsed models as a page pastes them: "VAE, β-VAE" or "none"."""
+    return ", ".join(names) or "none"
+
+
+def table1(n: dict) -> dict:
+    """Learned σ² and KL(q̂‖p) at σ² learned, 1, 0.05, 0.02 and 0.01, beside Table 1's."""
+    sigma2, kl = n["sigma2"], n["kl_qhat_prior"]
+    return {"sigma2_learned": sigma2["learned"].mean, "paper_sigma2_learned": paper.TABLE1_LEARNED_SIGMA2,
+            "kl_learned": kl["learned"].text(3), "paper_kl_learned": paper.TABLE1[0.035][0],
+            "kl_1": kl["1"].text(3), "paper_kl_1": paper.TABLE1[1.0][0],
+            "kl_005": kl["0.05"].text(3), "paper_kl_005": paper.TABLE1[0.05][0],
+            "kl_002": kl["0.02"].text(3), "paper_kl_002": paper.TABLE1[0.02][0],
+            "kl_001": kl["0.01"].text(3), "paper_kl_001": paper.TABLE1[0.01][0],
+            "collapsed": listed(n["collapsed"])}
+
+
+def figure1(n: dict) -> dict:
+    """The test ELBO with σ² learned against the best fixed σ², and the learned one's FIDs."""
+    elbo = n["elbo"]
+    best = max((k for k in elbo if k != "learned"), key=lambda k: elbo[k].mean)
+    return {"elbo_learned": elbo["learned"].text(1), "elbo_best_fixed": elbo[best].text(1),
+            "elbo_best_fixed_sigma2": best, "fid_qhat_learned": n["fid_qhat"]["learned"].text(1),
+            "fid_prior_learned": n["fid_prior"]["learned"].text(1), "fid_kind": n["fid_kind"],
+            "collapsed": listed(n["collapsed"])}
