@@ -26,23 +26,20 @@ from . import literature, paper
 from .artefacts import (
     EQUAL_EPOCHS,
     SIGMA_LEARNING,
-    TABLE2_METHODS,
     TABLE3_MODELS,
     beyond_models,
     ours_model,
     resolve,
-    table2_models,
     table3_models,
 )
 from .cache import Store
 from .claims import Estimate
-from .fid import generate
+from .generation import appendix_samples, figure2, table2, table4
 from .headlines import listed as _listed
 from .metrics import bits_per_dim, paired_difference
-from .outcomes import Outcome, both_sources, collapse, models_first, paired_fids
+from .outcomes import Outcome, models_first
 from .outcomes import epochs as _epochs
 from .params import Params
-from .sampling import StandardNormalPrior
 from .scores import (
     beats_mean_image,
     calibrated_iwae_score,
@@ -50,7 +47,6 @@ from .scores import (
     fid_difference,
     fid_kind,
     fid_score,
-    heldout_score,
     iwae_score,
     mean_image_discrete_score,
     mean_image_score,
@@ -75,84 +71,6 @@ def _per_seed(p: Params, fn: Callable[[int], dict]) -> dict:
         values = [r[name][0] for r in runs]
         errs = [r[name][1] for r in runs]
         out[name] = Estimate(values, None if any(e is None for e in errs) else errs)
-    return out
-
-
-# ----------------------------------------------------------------------------- Table 2, Figure 2
-
-def _fid_table(p: Params, store: Store) -> dict:
-    """FID from q̂ and from the prior of Table 2's five models, per seed, and of real images."""
-    def one(seed):
-        out = {}
-        for name, config in table2_models(p, seed).items():
-            out[f"qhat {name}"] = fid_score(store, config, p, seed, "qhat")
-            out[f"prior {name}"] = fid_score(store, config, p, seed, "prior")
-        out["real"] = fid_score(store, None, p, seed, "real")
-        return out
-
-    est = _per_seed(p, one)
-    beats, collapsed = collapse(p, store, lambda seed: table2_models(p, seed))
-    epochs = {n: _epochs(c) for n, c in table2_models(p, p.seeds[0]).items()}
-    return {"qhat": {n: est[f"qhat {n}"] for n in TABLE2_METHODS},
-            "prior": {n: est[f"prior {n}"] for n in TABLE2_METHODS}, "real": est["real"],
-            "beats_mean_image": beats, "collapsed": collapsed, "epochs": epochs}
-
-
-def _protocol_source(name: str) -> str:
-    """Where Table 2 samples each method from: q̂, WAE from the prior (appendix D)."""
-    return "prior" if name == "WAE" else "qhat"
-
-
-def table2(p: Params, store: Store | None = None) -> Outcome:
-    """Table 2: FID of samples from q̂ and from the prior for the five methods, and of real images.
-    The paper's protocol: q̂ where possible, WAE from the prior (appendix D)."""
-    store = models_first("table2", p, store)
-    fids = _fid_table(p, store)
-    protocol = {n: fids[_protocol_source(n)][n] for n in TABLE2_METHODS}
-    ref = paper.TABLE2.get(p.dataset, {})
-    diff = paired_fids(p, store, lambda seed: {n: (c, p, _protocol_source(n))
-                                                 for n, c in table2_models(p, seed).items()})
-    claims = paper.table2_claims(protocol, diff, p.dataset, fids["collapsed"])
-    others = [n for n in TABLE2_METHODS if n != "ours"]
-    best = min(others, key=lambda n: protocol[n].mean)
-    kind = fid_kind(store, p)
-    headline = {"fid_kind": kind, "ours": protocol["ours"].text(1),
-                "best_other": protocol[best].text(1),
-                "best_other_name": best, "real": fids["real"].text(1),
-                "paper_ours": ref.get("ours", float("nan")), "paper_real": ref.get("real", float("nan")),
-                "paper_best_other": min((ref[n] for n in others if n in ref), default=float("nan")),
-                "collapsed": _listed(fids["collapsed"])}
-    return Outcome("table2", p, {**fids, "protocol": protocol, "fid_kind": kind, "paper": ref},
-                   claims, headline=headline,
-                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), 64)},
-                   computed=store.provenance())
-
-
-def figure2(p: Params, store: Store | None = None) -> Outcome:
-    """Figure 2: (a) FID from q̂ beside FID from the prior for every method (Table 2's scores,
-    read from the cache); (b) samples of ours from q̂ and from the prior."""
-    store = models_first("figure2", p, store)
-    fids = _fid_table(p, store)
-    diff = paired_fids(p, store, both_sources(p, lambda seed: table2_models(p, seed)))
-    gains = {n: diff(("prior", n), ("qhat", n)) for n in TABLE2_METHODS}
-    weakest = min(gains, key=lambda n: gains[n].mean)
-    kind = fid_kind(store, p)
-    headline = {"ours_qhat": fids["qhat"]["ours"].text(1), "ours_prior": fids["prior"]["ours"].text(1),
-                "smallest_gap": gains[weakest].text(1), "smallest_gap_method": weakest, "fid_kind": kind,
-                "collapsed": _listed(fids["collapsed"])}
-    return Outcome("figure2", p, {**fids, "gain": gains, "fid_kind": kind},
-                   paper.figure2_claims(gains, fids["collapsed"]), headline=headline,
-                   figures={"samples": _sample_grids(p, store, ["ours"], 64)}, computed=store.provenance())
-
-
-def _sample_grids(p: Params, store: Store, methods, n: int) -> dict:
-    """{method: {"q̂": images, "prior": images}} from the first seed's models."""
-    seed, out = p.seeds[0], {}
-    for name in methods:
-        config = table2_models(p, seed)[name]
-        model = store.model(config)
-        out[name] = {"q̂": generate(model, qhat(store, config, p, seed), n, seed),
-                     "prior": generate(model, StandardNormalPrior(model.latent_dim), n, seed)}
     return out
 
 
@@ -233,58 +151,6 @@ def table3(p: Params, store: Store | None = None) -> Outcome:
     return Outcome("table3", p, numbers, claims, checks, headline, computed=store.provenance())
 
 
-# ----------------------------------------------------------------------------- Table 4
-
-def table4(p: Params, store: Store | None = None) -> Outcome:
-    """Table 4 (ablation): FID of ours from q̂ against its number of components M, with q̂'s
-    held-out log-likelihood on test-image latents (it falls once q̂ overfits) and its fit time.
-    The paper's Table 4 is CelebA (M = 500 … 10,000); here any dataset, over ``components_list``."""
-    store = store or Store(runtime=p.runtime)
-    ms = sorted(p.components_list)
-    n_train = len(store.images(p.dataset, "train"))
-    if ms[-1] > n_train:  # before any training
-        raise ValueError(f"components_list asks for {ms[-1]} components but there are only {n_train} "
-                         f"fitting points; use at most {n_train}")
-    models_first("table4", p, store)
-
-    reference = min(ms, key=lambda m: abs(m - 32))  # the paper's M for 28×28 data, or the nearest
-
-    def one(seed):
-        config = ours_model(p, seed)["ours"]
-        prior = (config, p, "prior")
-        out = {"prior": fid_score(store, config, p, seed, "prior")}
-        for m in ms:
-            pm = dataclasses.replace(p, components=m)
-            out[f"fid {m}"] = fid_score(store, config, pm, seed, "qhat")
-            out[f"prior gap {m}"] = fid_difference(store, seed, prior, (config, pm, "qhat"))
-            ref = (config, dataclasses.replace(p, components=reference), "qhat")
-            out[f"change {m}"] = fid_difference(store, seed, (config, pm, "qhat"), ref)  # 0 ± 0 at ref
-            out[f"heldout {m}"] = heldout_score(store, config, p, seed, m)
-            out[f"seconds {m}"] = (qhat(store, config, p, seed, m).fit_seconds, None)
-        return out
-
-    est = _per_seed(p, one)
-    by = {q: {m: est[f"{q} {m}"] for m in ms} for q in ("fid", "heldout", "seconds", "prior gap", "change")}
-    claims = paper.table4_claims(by["fid"], by["prior gap"], by["change"], reference)
-    kind = fid_kind(store, p)
-    headline = {"reference_m": reference, "fid_ref": by["fid"][reference].text(1),
-                "threshold_percent": 100 * paper.TABLE4_THRESHOLD,
-                "fid_prior": est["prior"].text(1),
-                "fid_largest_m": by["fid"][ms[-1]].text(1), "largest_m": ms[-1],
-                "fid_kind": kind,
-                "paper_celeba_500": paper.TABLE4[500], "paper_celeba_2000": paper.TABLE4[2000]}
-    seed = p.seeds[0]
-    config = ours_model(p, seed)["ours"]
-    model = store.model(config)
-    shown = sorted({ms[0], reference, ms[-1]})
-    grids = {f"q̂, M = {m}": generate(model, qhat(store, config, p, seed, m), 64, seed)
-             for m in shown}
-    grids["prior"] = generate(model, StandardNormalPrior(model.latent_dim), 64, seed)
-    return Outcome("table4", p, {**by, "fid_prior": est["prior"], "fid_kind": kind,
-                                 "epochs": {"ours": _epochs(config)}}, claims,
-                   headline=headline, figures={"samples": {"ours": grids}}, computed=store.provenance())
-
-
 # ----------------------------------------------------------------------------- Figures 3-4
 
 def uncertainty(p: Params, store: Store | None = None) -> Outcome:
@@ -334,20 +200,6 @@ def uncertainty(p: Params, store: Store | None = None) -> Outcome:
     return Outcome("figure3_4", p, est, claims, checks, headline,
                    figures={"reconstructions": (x, recon, log_var_r.exp()),
                             "samples": (gen, log_var_g.exp())}, computed=store.provenance())
-
-
-# ----------------------------------------------------------------------------- appendix
-
-def appendix_samples(p: Params, store: Store | None = None) -> Outcome:
-    """Appendix D, Figures 1-13: ``n_samples`` samples per method from q̂ and from the prior
-    (Table 2's models, first seed). No claims: the paper's are about the FIDs of Table 2."""
-    store = models_first("appendix", p, store)
-    beats, collapsed = collapse(p, store, lambda seed: table2_models(p, seed))
-    epochs = {n: _epochs(c) for n, c in table2_models(p, p.seeds[0]).items()}
-    return Outcome("appendix", p, {"beats_mean_image": beats, "collapsed": collapsed, "epochs": epochs}, [],
-                   headline={"collapsed": _listed(collapsed)},
-                   figures={"samples": _sample_grids(p, store, list(TABLE2_METHODS), p.n_samples)},
-                   computed=store.provenance())
 
 
 # ----------------------------------------------------------------------------- beyond the paper
