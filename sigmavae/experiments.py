@@ -30,19 +30,18 @@ from .artefacts import (
     beyond_models,
     ours_model,
     resolve,
-    table3_models,
 )
 from .cache import Store
 from .claims import Estimate
 from .generation import appendix_samples, figure2, table2, table4
 from .headlines import listed as _listed
+from .log_likelihoods import table3
 from .metrics import bits_per_dim, paired_difference
 from .outcomes import Outcome, models_first
 from .outcomes import epochs as _epochs
 from .params import Params
 from .scores import (
     beats_mean_image,
-    calibrated_iwae_score,
     discrete_iwae_score,
     fid_difference,
     fid_kind,
@@ -72,83 +71,6 @@ def _per_seed(p: Params, fn: Callable[[int], dict]) -> dict:
         errs = [r[name][1] for r in runs]
         out[name] = Estimate(values, None if any(e is None for e in errs) else errs)
     return out
-
-
-# ----------------------------------------------------------------------------- Table 3
-
-def table3(p: Params, store: Store | None = None) -> Outcome:
-    """Table 3: IWAE log-likelihood with the prior and with q̂, ours beside the paper's, with the
-    references that decide what the comparisons mean (issue 19): the mean image, a decoder that
-    ignores z, scored exactly at each model's σ² and at its own best σ² (a model that does not
-    beat it is *collapsed*); and each fixed-σ² baseline's decoder at its own best σ² (Eq. 10 on
-    the training set, calibrated), against which "ours (dataset σ²) beats them" can fail."""
-    store = models_first("table3", p, store)
-    names = list(TABLE3_MODELS)
-
-    def one(seed):
-        out, iw = {}, {}
-        best = mean_image_score(store, p, None)
-        out["reference best"] = (best["mean"], best["stderr"])
-        out["reference sigma2"] = (best["sigma2"], None)
-        for name, config in table3_models(p, seed).items():
-            model = store.model(config)
-            iw[name] = s = iwae_score(store, config, p, seed)
-            for k in ("prior", "qhat", "gain"):
-                out[f"{k} {name}"] = (s[k]["mean"], s[k]["stderr"])
-            out[f"sigma2 {name}"] = (model.sigma2, None)
-            ref = best if model.variance == "pixel" else mean_image_score(store, p, model.sigma2)
-            out[f"reference {name}"] = (ref["mean"], ref["stderr"])
-            out[f"beats reference {name}"] = beats_mean_image(store, config, p, seed)
-        ours = iw["ours, dataset σ²"]["qhat"]["per_image"]
-        for a in paper.BASELINES_FIXED_SIGMA2:  # the paper's order of the baselines, paired
-            for b in paper.BASELINES_FIXED_SIGMA2:
-                if a != b:
-                    out[f"diff {a}|{b}"] = paired_difference(iw[a]["qhat"]["per_image"],
-                                                             iw[b]["qhat"]["per_image"])
-        out["pixel over dataset"] = paired_difference(iw["ours, pixel σ²"]["qhat"]["per_image"], ours)
-        for name in paper.BASELINES_FIXED_SIGMA2:
-            cal = calibrated_iwae_score(store, table3_models(p, seed)[name], p, seed)
-            out[f"calibrated {name}"] = (cal["qhat"]["mean"], cal["qhat"]["stderr"])
-            out[f"calibrated sigma2 {name}"] = (cal["sigma2"], None)
-            out[f"over calibrated {name}"] = paired_difference(ours, cal["qhat"]["per_image"])
-            out[f"over raw {name}"] = paired_difference(ours, iw[name]["qhat"]["per_image"])
-        return out
-
-    est = _per_seed(p, one)
-    fixed = paper.BASELINES_FIXED_SIGMA2
-    by = {q: {n: est[f"{q} {n}"] for n in names} for q in ("prior", "qhat", "gain", "sigma2", "reference",
-                                                           "beats reference")}
-    by |= {q: {n: est[f"{q} {n}"] for n in fixed}
-           for q in ("calibrated", "calibrated sigma2", "over calibrated", "over raw")}
-    by["reference best"], by["reference sigma2"] = est["reference best"], est["reference sigma2"]
-    collapsed = paper.collapsed(by["beats reference"])
-    d = math.prod(store.images(p.dataset, "test").shape[1:])
-    claims = paper.table3_claims(est["pixel over dataset"], by["over calibrated"], by["gain"], collapsed,
-                                 lambda a, b: est[f"diff {a}|{b}"], p.dataset)
-    checks = paper.table3_checks(by["over raw"], {n: by["sigma2"][n].mean for n in fixed}, d)
-    ref = paper.TABLE3.get(p.dataset, {})
-    headline = {f"{key}_{col}": by[q][name].text(1)
-                for key, name in (("pixel", "ours, pixel σ²"), ("dataset", "ours, dataset σ²"),
-                                  ("vae", "VAE"))
-                for col, q in (("prior", "prior"), ("qhat", "qhat"))}
-    headline |= {f"paper_{k}_qhat": ref.get(n, (math.nan, math.nan))[1] for k, n in (
-        ("pixel", "ours, pixel σ²"), ("dataset", "ours, dataset σ²"), ("vae", "VAE"))}
-    headline |= {"collapsed": _listed(collapsed), "reference_best": by["reference best"].text(1),
-                 "reference_sigma2": by["reference sigma2"].mean,
-                 "vae_calibrated": by["calibrated"]["VAE"].text(1),
-                 "vae_calibrated_sigma2": by["calibrated sigma2"]["VAE"].mean}
-    # What Algorithm 1's floor allows: our bound, and the one the paper's own dataset row implies
-    s2 = by["sigma2"]["ours, pixel σ²"].mean
-    headline |= {"d": d, "sigma2_dataset": s2, "floor_bound": paper.floor_bound(d, s2 / 2),
-                 "bound_vae": paper.floor_bound(d, by["sigma2"]["VAE"].mean),
-                 "bound_beta_vae": paper.floor_bound(d, by["sigma2"]["β-VAE"].mean),
-                 "dataset_over_raw": min(by["over raw"].values(), key=lambda e: e.mean).text(1)}
-    if ref:
-        implied = paper.implied_sigma2(ref["ours, dataset σ²"][1], d)
-        headline |= {"paper_implied_sigma2": implied, "paper_floor_bound": paper.floor_bound(d, implied / 2)}
-    epochs = {n: _epochs(c) for n, c in table3_models(p, p.seeds[0]).items()}
-    numbers = {**by, "collapsed": collapsed, "paper": ref, "epochs": epochs}
-    return Outcome("table3", p, numbers, claims, checks, headline, computed=store.provenance())
 
 
 # ----------------------------------------------------------------------------- Figures 3-4

@@ -11,6 +11,8 @@ headline value before it publishes (the beyond page's d·log 255).
 
 from __future__ import annotations
 
+import math
+
 from . import paper
 from .artefacts import TABLE2_METHODS
 
@@ -61,6 +63,31 @@ def figure2(n: dict) -> dict:
     return {"ours_qhat": n["qhat"]["ours"].text(1), "ours_prior": n["prior"]["ours"].text(1),
             "smallest_gap": gain[weakest].text(1), "smallest_gap_method": weakest, "fid_kind": n["fid_kind"],
             "collapsed": listed(n["collapsed"])}
+
+
+_TABLE3_ROWS = (("pixel", "ours, pixel σ²"), ("dataset", "ours, dataset σ²"), ("vae", "VAE"))
+
+
+def table3(n: dict, d: int) -> dict:
+    """IWAE of ours (both σ²) and VAE beside Table 3's; the mean image and VAE at their best σ²;
+    what Algorithm 1's floor allows with ``d`` pixels per image (:func:`sigmavae.paper.floor_bound`),
+    ours and the one the paper's own dataset row implies."""
+    ref = n["paper"]
+    out = {f"{key}_{col}": n[col][name].text(1) for key, name in _TABLE3_ROWS for col in ("prior", "qhat")}
+    out |= {f"paper_{key}_qhat": ref.get(name, (math.nan, math.nan))[1] for key, name in _TABLE3_ROWS}
+    out |= {"collapsed": listed(n["collapsed"]), "reference_best": n["reference best"].text(1),
+            "reference_sigma2": n["reference sigma2"].mean,
+            "vae_calibrated": n["calibrated"]["VAE"].text(1),
+            "vae_calibrated_sigma2": n["calibrated sigma2"]["VAE"].mean}
+    s2 = n["sigma2"]["ours, pixel σ²"].mean
+    out |= {"d": d, "sigma2_dataset": s2, "floor_bound": paper.floor_bound(d, s2 / 2),
+            "bound_vae": paper.floor_bound(d, n["sigma2"]["VAE"].mean),
+            "bound_beta_vae": paper.floor_bound(d, n["sigma2"]["β-VAE"].mean),
+            "dataset_over_raw": min(n["over raw"].values(), key=lambda e: e.mean).text(1)}
+    if ref:
+        implied = paper.implied_sigma2(ref["ours, dataset σ²"][1], d)
+        out |= {"paper_implied_sigma2": implied, "paper_floor_bound": paper.floor_bound(d, implied / 2)}
+    return out
 
 
 def table4(n: dict, reference: int) -> dict:

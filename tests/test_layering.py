@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).parents[1] / "sigmavae"
 ORDER = ["__init__", "runtime", "precision", "data", "config", "distributed", "likelihoods", "models",
          "objectives", "runs", "data_parallel", "training", "sampling", "metrics", "classifier", "fid",
          "cache", "claims", "paper", "literature", "params",
-         "artefacts", "scores", "outcomes", "headlines", "sigma2_sweep", "generation",
+         "artefacts", "scores", "outcomes", "headlines", "sigma2_sweep", "generation", "log_likelihoods",
          "experiments", "plots", "reports",
          "sweeps", "reproduce", "cli"]
 # Imported inside a function on purpose: an optional dependency's module, not a cycle.
