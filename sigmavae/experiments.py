@@ -20,15 +20,12 @@ import json
 import math
 from collections.abc import Callable
 
-import torch
-
 from . import literature, paper
 from .artefacts import (
     EQUAL_EPOCHS,
     SIGMA_LEARNING,
     TABLE3_MODELS,
     beyond_models,
-    ours_model,
     resolve,
 )
 from .cache import Store
@@ -49,10 +46,10 @@ from .scores import (
     iwae_score,
     mean_image_discrete_score,
     mean_image_score,
-    qhat,
     uncertainty_score,
 )
 from .sigma2_sweep import figure1, table1
+from .uncertainty import uncertainty
 
 __all__ = ["RUNNERS", "Outcome", "appendix_samples", "beyond", "figure1", "figure2", "resolve", "table1",
            "table2", "table3", "table4", "uncertainty"]
@@ -71,57 +68,6 @@ def _per_seed(p: Params, fn: Callable[[int], dict]) -> dict:
         errs = [r[name][1] for r in runs]
         out[name] = Estimate(values, None if any(e is None for e in errs) else errs)
     return out
-
-
-# ----------------------------------------------------------------------------- Figures 3-4
-
-def uncertainty(p: Params, store: Store | None = None) -> Outcome:
-    """Figures 3 and 4: reconstructions of test images and samples from q̂, with their σ²(z) maps
-    (first seed), and the measured claims (:func:`sigmavae.scores.uncertainty_score`): σ² marks where
-    the reconstruction is wrong, better than chance and than a map that ignores z (the training set's
-    per-pixel variance), and on samples it is high where the training images vary."""
-    if p.epochs2 < 1:
-        raise ValueError("the uncertainty figures need stage 2 (per-pixel σ²): epochs2 must be >= 1")
-    store = models_first("figure3_4", p, store)
-
-    def one(seed):
-        s = uncertainty_score(store, ours_model(p, seed)["ours"], p, seed)
-        return {"auroc": (s["auroc"], s["auroc_std"]), "spearman": (s["spearman"], s["spearman_std"]),
-                "fraction_at_floor": (s["fraction_at_floor"], None), "floor": (s["floor"], None),
-                "sigma2_dataset": (s["sigma2_dataset"], None), "sigma2_min": (s["sigma2_min"], None),
-                "sigma2_p99": (s["sigma2_quantiles_1_50_99"][2], None),
-                "auroc_trivial": (s["auroc_trivial"], s["auroc_trivial_std"]),
-                "auroc_over_trivial": (s["auroc_over_trivial"], s["auroc_over_trivial_std"]),
-                "generated_spearman": (s["generated_spearman"], s["generated_spearman_stderr"]),
-                "generated_constant": (s["generated_constant"], None),
-                "generated_samples": (s["generated_samples"], None)}
-
-    est = _per_seed(p, one)
-    checks = [{"text": "σ² never falls below the floor (by construction: the floor is added to the "
-                       "variance network's output)",
-               "passed": all(m >= f * (1 - 1e-5) for m, f in zip(est["sigma2_min"].values,
-                                                                  est["floor"].values, strict=True))}]
-    config = ours_model(p, p.seeds[0])["ours"]
-    model = store.model(config)
-    x = store.images(p.dataset, "test")[:p.n_samples]
-    with torch.no_grad():
-        recon, log_var_r = model.decode(model.encode(x)[0])  # from the posterior mean
-        z = qhat(store, config, p, p.seeds[0]).sample(p.n_samples, seed=p.seeds[0])
-        gen, log_var_g = model.decode(z.to(store.device))
-    headline = {"auroc": est["auroc"].text(3), "spearman": est["spearman"].text(3),
-                "fraction_at_floor": est["fraction_at_floor"].mean, "floor": est["floor"].mean,
-                "sigma2_dataset": est["sigma2_dataset"].mean, "sigma2_p99": est["sigma2_p99"].mean,
-                "auroc_trivial": est["auroc_trivial"].text(3),
-                "auroc_over_trivial": est["auroc_over_trivial"].text(3),
-                "generated_spearman": est["generated_spearman"].text(3),
-                "generated_constant": est["generated_constant"].mean,
-                "generated_samples": est["generated_samples"].mean}
-    claims = paper.uncertainty_claims(est["auroc"], est["spearman"],
-                                      auroc_over_trivial=est["auroc_over_trivial"],
-                                      generated_spearman=est["generated_spearman"])
-    return Outcome("figure3_4", p, est, claims, checks, headline,
-                   figures={"reconstructions": (x, recon, log_var_r.exp()),
-                            "samples": (gen, log_var_g.exp())}, computed=store.provenance())
 
 
 # ----------------------------------------------------------------------------- beyond the paper

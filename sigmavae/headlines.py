@@ -99,6 +99,18 @@ def table4(n: dict, reference: int) -> dict:
             "paper_celeba_500": paper.TABLE4[500], "paper_celeba_2000": paper.TABLE4[2000]}
 
 
+def uncertainty(n: dict) -> dict:
+    """Figures 3-4's measures: AUROC and Spearman ρ, the floor, σ² on samples."""
+    return {"auroc": n["auroc"].text(3), "spearman": n["spearman"].text(3),
+            "fraction_at_floor": n["fraction_at_floor"].mean, "floor": n["floor"].mean,
+            "sigma2_dataset": n["sigma2_dataset"].mean, "sigma2_p99": n["sigma2_p99"].mean,
+            "auroc_trivial": n["auroc_trivial"].text(3),
+            "auroc_over_trivial": n["auroc_over_trivial"].text(3),
+            "generated_spearman": n["generated_spearman"].text(3),
+            "generated_constant": n["generated_constant"].mean,
+            "generated_samples": n["generated_samples"].mean}
+
+
 def appendix(n: dict) -> dict:
     """Appendix D's samples: only which models collapsed."""
     return {"collapsed": listed(n["collapsed"])}
