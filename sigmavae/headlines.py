@@ -114,3 +114,17 @@ def uncertainty(n: dict) -> dict:
 def appendix(n: dict) -> dict:
     """Appendix D's samples: only which models collapsed."""
     return {"collapsed": listed(n["collapsed"])}
+
+
+def beyond(n: dict) -> dict:
+    """Bits per dimension, what stage 2 buys, how σ is learned and how far Adam can move it."""
+    reach = n["sigma2_reach"]
+    bpd = n["bpd"]
+    return {"bpd_pixel": bpd["ours, pixel σ²"].text(3), "bpd_dataset": bpd["ours, dataset σ²"].text(3),
+            "bpd_mean_image": n["mean image"]["bpd"].text(3), "d_log_255": n["d"] * math.log(255),
+            "stage2_density": n["stage2 density"].text(1), "stage2_discrete": n["stage2 discrete"].text(1),
+            "stage2_fid_qhat": n["stage2 fid qhat"].text(2), "collapsed": listed(n["collapsed"]),
+            "sigma_over_log_sigma": n["sigma over log sigma"].text(1),
+            "closed_over_sigma": n["closed over sigma"].text(1),
+            "reach_sigma2_sigma": reach["sigma"], "reach_sigma2_log_sigma": reach["log_sigma"],
+            "steps_per_epoch": n["steps_per_epoch"]}

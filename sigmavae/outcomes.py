@@ -8,7 +8,10 @@ each one takes the same way.
 - :func:`paired_fids`: FID differences paired seed by seed (:data:`sigmavae.paper.Diff`);
 - :func:`epochs`: the epochs a model trains, as the tables label them.
 
-The measurements themselves are :mod:`sigmavae.experiments`'.
+The measurements themselves live by artefact family: :mod:`sigmavae.sigma2_sweep` (Table 1,
+Figure 1), :mod:`sigmavae.generation` (Tables 2 and 4, Figure 2, appendix D),
+:mod:`sigmavae.log_likelihoods` (Table 3), :mod:`sigmavae.uncertainty` (Figures 3-4),
+:mod:`sigmavae.beyond`; :mod:`sigmavae.experiments` gathers them for the notebooks.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from .training import stages
 class Outcome:
     """What an artefact measured: ``numbers`` (JSON-able, Estimates as mean/std/values/stderr),
     ``claims`` decided, ``checks`` (true by construction, shown as checks), ``headline`` (the
-    values the book's summary pastes), ``figures`` (data to draw, not
+    values the book's summary pastes, :mod:`sigmavae.headlines`), ``figures`` (data to draw, not
     saved) and ``computed``: the precisions its models were trained and its scores computed in
     (:meth:`Store.provenance`)."""
 
