@@ -10,9 +10,11 @@ Where the paper lives in the code:
 - Tables 1 and 3 (KL(q̂‖p), IWAE): ``metrics``; FID ± bootstrap std: ``fid``
 - Every table and figure: the parameters and profiles, ``params``; the models each artefact
   needs, ``artefacts``; each score of a model, ``scores``; one measurement per artefact,
-  ``experiments``; the paper's numbers and claims, ``paper``; the verdict rule (holds / fails /
-  unresolved), ``claims``; tables, figures and JSON, ``reports``; models, q̂ and scores computed
-  once, ``cache``
+  ``experiments``, which gathers them from their families (the σ² sweep ``sigma2_sweep``, samples
+  and FIDs ``generation``, Table 3 ``log_likelihoods``, ``uncertainty``, ``beyond``; what they
+  share ``outcomes``, the values the summary pastes ``headlines``); the paper's numbers and
+  claims, ``paper``; the verdict rule (holds / fails / unresolved), ``claims``; tables, figures
+  and JSON, ``reports``; models, q̂ and scores computed once, ``cache``
 - Where and how to run (device, data root, cache, download, FID weights, progress): one
   ``runtime.Runtime``, passed by keyword through every layer
 

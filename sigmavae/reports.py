@@ -2,9 +2,9 @@
 
 Tables are ``pandas.DataFrame`` s whose cells read "mean ± std" (across seeds; with one seed,
 ± the estimator's standard error), figures are matplotlib's, and :func:`publish` writes
-``results/<artefact>-<dataset>.json`` and glues the values the book's summary pastes. Nothing here
-trains or measures (:mod:`sigmavae.experiments`) or decides (:mod:`sigmavae.paper`,
-:mod:`sigmavae.claims`).
+``results/<artefact>-<dataset>.json`` and glues the values the book's summary pastes (each
+Outcome's headline, :mod:`sigmavae.headlines`). Nothing here trains or measures
+(:mod:`sigmavae.experiments`) or decides (:mod:`sigmavae.paper`, :mod:`sigmavae.claims`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pandas as pd
 from . import __version__
 from .artefacts import EQUAL_EPOCHS, SIGMA_LEARNING, TABLE2_METHODS, TABLE3_MODELS
 from .claims import Estimate
-from .experiments import Outcome
 from .fid import choose_fid
+from .outcomes import Outcome
 from .params import Params
 from .plots import (
     latent_density_figure,

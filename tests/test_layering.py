@@ -9,7 +9,8 @@ ORDER = ["__init__", "runtime", "precision", "data", "config", "distributed", "l
          "objectives", "runs", "data_parallel", "epoch", "training", "sampling", "metrics", "classifier",
          "fid",
          "cache", "claims", "paper", "literature", "params",
-         "artefacts", "scores", "experiments", "plots", "reports",
+         "artefacts", "scores", "outcomes", "headlines", "sigma2_sweep", "generation", "log_likelihoods",
+         "uncertainty", "beyond", "experiments", "plots", "reports",
          "sweeps", "reproduce", "cli"]
 # Imported inside a function on purpose: an optional dependency's module, not a cycle.
 OPTIONAL = {("cli", "reproduce")}  # papermill: `pip install sigmavae[notebooks]`

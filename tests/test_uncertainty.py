@@ -183,7 +183,7 @@ def test_the_outcome_carries_the_new_numbers_claims_and_rows(tmp_path, monkeypat
     (tmp_path / "run" / "model.pt").touch()  # "trained": nothing to train
     monkeypatch.setattr(scores, "UNCERTAINTY_SAMPLES", 50)
     fewer_resamples = functools.partial(scores.uncertainty_score, n_boot=5)
-    monkeypatch.setattr(experiments, "uncertainty_score", fewer_resamples)
+    monkeypatch.setattr("sigmavae.uncertainty.uncertainty_score", fewer_resamples)  # where it is measured
     o = experiments.uncertainty(p, store)
     assert [c.text for c in o.claims][2:] == [c.text for c in claims(one(0.1, 0.01), one(0.4, 0.01))][2:]
     assert o.claims[2].verdict == "holds"
