@@ -43,13 +43,13 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from . import __version__, evidence
 from .config import TrainConfig
 from .data import load_dataset
 from .fid import make_extractor
 from .precision import resolve_precision
 from .runs import load_run, place_run, run_precision
-from .runtime import Runtime, atomic_write, resolve_device
+from .runtime import Runtime, atomic_write, commit, machine, read_file, resolve_device
 from .sampling import GaussianMixturePrior, fit_aggregate_posterior
 from .training import model_name, stage_1_config, train
 
@@ -272,8 +272,10 @@ class Store:
         path = self.run_dir(config) / f"{name}.pt"
         timing = path.with_suffix(".json")  # the fit's seconds (Table 4), beside the tensors
         if path not in self._qhats:
-            if path.is_file():
-                qhat = GaussianMixturePrior.load(path)
+            stored = self._stored(path)
+            if stored is not None:
+                qhat = GaussianMixturePrior.load(stored)
+                timing = stored.with_suffix(".json")
                 qhat.fit_seconds = json.loads(timing.read_text())["fit_seconds"] if timing.is_file() else None
             else:
                 qhat = fit_aggregate_posterior(self.model(config), self.images(config.dataset, "train"),
@@ -284,19 +286,30 @@ class Store:
             self._qhats[path] = qhat
         return self._qhats[path]
 
+    def _stored(self, path: Path) -> Path | None:
+        """``path`` (a file of the cache) where it is there, else the evidence store's copy of it
+        (:func:`sigmavae.evidence.lookup`), else None."""
+        if path.is_file():
+            return path
+        if not path.is_relative_to(self.base):  # a run directory outside the cache (attach)
+            return None
+        return evidence.lookup(self.runtime.evidence, path.relative_to(self.base))
+
     def score(self, config: TrainConfig | None, kind: str, settings: dict,
               compute: Callable[[], dict]) -> dict:
         """``compute()`` (a JSON-able dict) for the model of ``config`` (None: no model, e.g. the
         FID of real images) under ``settings``, computed once and then read back."""
         folder = (self.run_dir(config) if config is not None else self.base) / "scores"
         path = folder / f"{kind}-{settings_key(settings)}.json"
-        if path.is_file():
-            stored = json.loads(path.read_text())
+        found = self._stored(path)
+        if found is not None:
+            stored = read_file(found, f"delete {found}: it is computed again")
             self._provenance["scored", stored.get("precision", "fp32")] += 1
             return stored["value"]
         value = compute()
         atomic_write(path, json.dumps({"kind": kind, "settings": settings, "value": value,
-                                       "precision": self.precision}, indent=1))
+                                       "precision": self.precision, "machine": machine(str(self.device)),
+                                       "commit": commit()}, indent=1))
         self._provenance["scored", self.precision] += 1
         self.computed[kind] += 1
         return value

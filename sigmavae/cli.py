@@ -31,7 +31,7 @@ import types
 import typing
 from pathlib import Path
 
-from . import __version__, distributed
+from . import __version__, distributed, evidence
 from .cache import Store
 from .config import TrainConfig
 from .fid import FID_KINDS, generate
@@ -115,6 +115,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="PNG file to write")
     common(s)
 
+    ev = sub.add_parser("evidence", help="put a cache's finished entries into the evidence store; check it")
+    ev.add_argument("action", choices=("put", "check"))
+    ev.add_argument("source", nargs="?", default=None,
+                    help="put: the cache folder (or another store) to take entries from (default "
+                         "$SIGMAVAE_CACHE or ~/.cache/sigmavae)")
+    ev.add_argument("--into", default=None,
+                    help="the evidence store (default $SIGMAVAE_EVIDENCE, else the repository's evidence/)")
     _reproduce_options(sub.add_parser("reproduce",
                                       help="execute the paper's notebooks on a profile (papermill)"))
     return p
@@ -181,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         _check(args)
-        commands = {"train": _train, "evaluate": _evaluate, "sample": _sample, "reproduce": _reproduce}
+        commands = {"train": _train, "evaluate": _evaluate, "sample": _sample, "reproduce": _reproduce,
+                    "evidence": _evidence}
         return commands[args.command](args)
     except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"sigmavae {args.command}: error: {err}", file=sys.stderr)
@@ -301,6 +309,21 @@ def _sample(args) -> int:
     dist = latent_distribution(store, config, p, args.seed, args.source)  # q̂: read back, or fitted
     images = generate(store.model(config), dist, args.n, args.seed)
     print(f"wrote {save_grid(images, args.out, args.nrow)} ({args.n} samples from {args.source})")
+    return 0
+
+
+def _evidence(args) -> int:
+    runtime = Runtime(evidence_dir=args.into)
+    store = runtime.evidence
+    if store is None:
+        raise ValueError("no evidence store: pass --into DIR (or set $SIGMAVAE_EVIDENCE), or run from a "
+                         "sigmavae checkout, whose evidence/ is the store")
+    if args.action == "check":
+        print(f"{store}: {evidence.check(store)} entries, all valid")
+        return 0
+    source = Path(args.source) if args.source else runtime.cache
+    report = evidence.put(source, store)
+    print(f"{source} → {store}: {report}")
     return 0
 
 

@@ -23,8 +23,9 @@ from pathlib import Path
 import nbformat
 import papermill
 
+from . import evidence
 from .artefacts import ARTEFACTS, required_configs, resolve
-from .cache import config_key, train_missing
+from .cache import config_key, run_dir, train_missing
 from .params import PROFILES, unknown_names
 from .sweeps import train_with_submitit
 
@@ -44,7 +45,9 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
     papermill's logger, as ``papermill --log-output`` does. ``executor``: ``"processes"`` (the
     default: :func:`sigmavae.cache.train_missing`) or ``"submitit"`` (:func:`train_with_submitit`,
     with ``submitit_options`` as its keyword arguments). ``train_only``: train what the notebooks
-    need (``jobs`` at a time; 1: in this process) and execute nothing."""
+    need (``jobs`` at a time; 1: in this process) and execute nothing. Then the finished entries
+    of those models (and the scores of no model) go into the evidence store
+    (:mod:`sigmavae.evidence`, ``runtime.evidence``), where there is one."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     if profile not in PROFILES:
@@ -67,22 +70,12 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
     resolved = {a: resolve(a, **params) for a in selected}  # checked once, before any compute
     out = Path(out_dir) if out_dir is not None else notebooks_dir
     out.mkdir(parents=True, exist_ok=True)
+    configs = required_configs(selected, resolved)
+    runtime = dataclasses.replace(resolved[selected[0]].runtime, progress=False)
     timings = []
     if jobs > 1 or train_only:  # train every model the notebooks will need, `jobs` at a time
-        start = time.perf_counter()
-        configs = required_configs(selected, resolved)
-        log(f"the notebooks need {len(configs)} models; training those not cached yet, {jobs} at a time "
-            f"({executor})")
-        runtime = dataclasses.replace(resolved[selected[0]].runtime, progress=False)
-        if executor == "submitit":
-            train_with_submitit(configs, jobs, runtime, **(submitit_options or {}))
-        elif not train_missing(configs, runtime=runtime, jobs=jobs, log=log):
-            log(f"all {len({config_key(c) for c in configs})} models are cached: nothing to train")
-        timings.append(("training", time.perf_counter() - start))
-        log(f"training: done in {timings[-1][1]:.0f} s")
-    if train_only:
-        return timings
-    for name in selected:
+        timings.append(("training", _train_first(configs, runtime, jobs, executor, submitit_options, log)))
+    for name in [] if train_only else selected:
         start = time.perf_counter()
         log(f"{name}: running ({resolved[name].profile} profile)")
         papermill.execute_notebook(str(notebooks_dir / f"{name}.ipynb"), str(out / f"{name}.ipynb"),
@@ -91,8 +84,25 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
         fold_injected_parameters(out / f"{name}.ipynb")
         timings.append((name, time.perf_counter() - start))
         log(f"{name}: done in {timings[-1][1]:.0f} s → {out / f'{name}.ipynb'}")
+    if runtime.evidence is not None:  # what this machine computed outlives it
+        names = {run_dir(c, runtime.cache).name for c in configs}
+        log(f"evidence store {runtime.evidence}: {evidence.put(runtime.cache, runtime.evidence, runs=names)}")
     log(f"total {sum(t for _, t in timings):.0f} s for {len(timings)} steps")
     return timings
+
+
+def _train_first(configs, runtime, jobs: int, executor: str, submitit_options: dict | None, log) -> float:
+    """Train ``configs`` (those not cached), ``jobs`` at a time; the seconds it took."""
+    start = time.perf_counter()
+    log(f"the notebooks need {len(configs)} models; training those not cached yet, {jobs} at a time "
+        f"({executor})")
+    if executor == "submitit":
+        train_with_submitit(configs, jobs, runtime, **(submitit_options or {}))
+    elif not train_missing(configs, runtime=runtime, jobs=jobs, log=log):
+        log(f"all {len({config_key(c) for c in configs})} models are cached: nothing to train")
+    seconds = time.perf_counter() - start
+    log(f"training: done in {seconds:.0f} s")
+    return seconds
 
 
 def notebook_parameters(path: Path) -> list[str]:

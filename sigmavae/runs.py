@@ -32,7 +32,7 @@ from . import __version__
 from .config import TrainConfig
 from .distributed import Context
 from .models import VAE
-from .runtime import CorruptFileError, atomic_write, first_line, read_file, resolve_device
+from .runtime import CorruptFileError, atomic_write, commit, first_line, machine, read_file, resolve_device
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -177,13 +177,15 @@ def finish_run(out_dir: str | Path, model: VAE, config: TrainConfig, history: li
     atomically), then delete the checkpoint: the directory reloads alone, and ``model.pt`` without
     a checkpoint is a complete run. ``config.json`` holds the TrainConfig, what was trained;
     ``run.json`` (:data:`RUN_METADATA`) how: the library version, ``world_size`` (the number of
-    torchrun ranks; 1: one process) and ``precision`` (the networks' arithmetic,
-    :mod:`sigmavae.precision`). The model cache's key (config + version) does not depend on how.
+    torchrun ranks; 1: one process), ``precision`` (the networks' arithmetic,
+    :mod:`sigmavae.precision`), the machine and the git commit (:func:`sigmavae.runtime.machine`,
+    :func:`sigmavae.runtime.commit`). The model cache's key (config + version) does not depend on how.
     (A bf16 model is the same experiment as an fp32 one within seed noise,
     ``bench/speed_quality.py``, as a GPU's is a CPU's.) ``model.pt`` holds the weights alone: the
     variance mode follows from the config and the history (:func:`load_model`)."""
     out = Path(out_dir)
-    meta = {"version": __version__, "world_size": world_size, "precision": model.precision}
+    meta = {"version": __version__, "world_size": world_size, "precision": model.precision,
+            "machine": machine(str(next(model.parameters()).device)), "commit": commit()}
     atomic_write(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     atomic_write(out / "run.json", json.dumps(meta, indent=2) + "\n")
     atomic_write(out / "history.json", json.dumps(history, indent=2) + "\n")

@@ -13,8 +13,12 @@ This module imports nothing else of the package.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
+import platform
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +43,23 @@ class Runtime:
     fid_weights: str | os.PathLike | None = None
     progress: bool = True
     precision: str | None = None  # auto | bf16 | fp32 (None: $SIGMAVAE_PRECISION, else auto)
+    evidence_dir: str | os.PathLike | None = None  # the evidence store (sigmavae.evidence)
 
     @property
     def cache(self) -> Path:
         """The cache folder: models, q̂, scores, the FID classifier and real-image features."""
         return Path(self.cache_dir or os.environ.get("SIGMAVAE_CACHE") or "~/.cache/sigmavae").expanduser()
+
+    @property
+    def evidence(self) -> Path | None:
+        """The evidence store read before computing (:mod:`sigmavae.evidence`): ``evidence_dir``,
+        else ``$SIGMAVAE_EVIDENCE``, else the repository's ``evidence/`` where sigmavae runs from a
+        checkout; None elsewhere (installed from PyPI: everything is computed)."""
+        chosen = self.evidence_dir or os.environ.get("SIGMAVAE_EVIDENCE")
+        if chosen:
+            return Path(chosen).expanduser()
+        here = Path(__file__).resolve().parents[1] / "evidence"
+        return here if here.is_dir() else None
 
     @property
     def allow_download(self) -> bool:
@@ -127,3 +143,38 @@ def read_file(path: Path, remedy: str):
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # zip, pickle and JSON errors alike: the file is unusable
         raise CorruptFileError(f"{path} is corrupt or truncated ({first_line(err)}); {remedy}") from err
+
+
+@functools.cache
+def machine(device: str = "cpu") -> str:
+    """What computes, in words, for the record of every run and score: the GPU's name, or the
+    CPU's model with its bf16 units (AMX, AVX512-BF16) or AVX2 only."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    model, flags = platform.processor() or platform.machine(), set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    units = [f for f in ("amx_bf16", "avx512_bf16", "avx2") if f in flags][:1]
+    return f"{model} ({units[0] if units else 'no avx2'}), {os.cpu_count()} cores"
+
+
+@functools.cache
+def commit() -> str | None:
+    """The git commit of the sigmavae checkout that runs (``+`` when it has uncommitted changes),
+    or None (not a checkout, or no git)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no",
+                                "sigmavae"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+" if dirty else "")

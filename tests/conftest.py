@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 import pytest
 import torch
@@ -7,6 +8,9 @@ import torch
 # for bf16 (tests/test_precision.py), whatever CPU CI lands on. Subprocesses (the CLI, notebooks)
 # inherit it.
 os.environ.setdefault("SIGMAVAE_PRECISION", "fp32")
+# The tests compute what they check, and what they compute never lands in the repository's
+# evidence store: a store of their own, empty at the start of the session.
+os.environ.setdefault("SIGMAVAE_EVIDENCE", tempfile.mkdtemp(prefix="sigmavae-evidence-"))
 
 
 @pytest.fixture(autouse=True)

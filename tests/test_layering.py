@@ -7,7 +7,7 @@ PACKAGE = Path(__file__).parents[1] / "sigmavae"
 # Bottom first, as the README lists them.
 ORDER = ["__init__", "runtime", "precision", "data", "config", "distributed", "likelihoods", "models",
          "objectives", "runs", "data_parallel", "epoch", "training", "sampling", "metrics", "classifier",
-         "fid",
+         "fid", "evidence",
          "cache", "claims", "paper", "literature", "params",
          "artefacts", "scores", "outcomes", "headlines", "sigma2_sweep", "generation", "log_likelihoods",
          "uncertainty", "beyond", "experiments", "plots", "reports",

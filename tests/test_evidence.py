@@ -1,0 +1,131 @@
+"""The evidence store (issue 31): a cache's finished entries, without weights, put into a committed
+folder; entries of several machines merge; the same key with other content is never overwritten;
+bad entries are refused naming the file; the Store reads scores and q̂ from it instead of computing."""
+
+import json
+import multiprocessing
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from sigmavae import evidence
+from sigmavae.cache import Store, run_dir
+from sigmavae.config import TrainConfig
+from sigmavae.runtime import CorruptFileError, Runtime
+
+SMALL = dict(dataset="synthetic", latent_dim=2, epochs1=1, epochs2=1, batch_size=128)
+
+
+def machine_with(tmp_path, name, seed):
+    """A cache folder where one machine trained one seed, fitted its q̂ and computed a score."""
+    store = Store(runtime=Runtime(device="cpu", cache_dir=tmp_path / name, progress=False, precision="fp32",
+                                  evidence_dir=tmp_path / "nowhere"))
+    config = TrainConfig(**SMALL, seed=seed)
+    store.train([config])
+    store.qhat(config, 3, seed)
+    store.score(config, "answer", {"seed": seed}, lambda: {"mean": 40.0 + seed})
+    store.score(None, "shared", {"n": 1}, lambda: {"mean": 1.0})
+    return config
+
+
+def reading(tmp_path, store) -> Runtime:
+    """A machine with an empty cache that reads the store ``store``."""
+    return Runtime(device="cpu", cache_dir=tmp_path / "empty", progress=False, evidence_dir=store)
+
+
+def test_two_machines_seeds_merge_and_a_fresh_store_reads_them_without_computing(tmp_path):
+    configs = [machine_with(tmp_path, f"machine{s}", s) for s in (0, 1)]
+    store = tmp_path / "evidence"
+    first = evidence.put(tmp_path / "machine0", store)
+    second = evidence.put(tmp_path / "machine1", store)
+    assert not first.conflicts and not second.conflicts
+    assert "scores/shared-" in second.same[0] and len(second.same) == 1  # the same score of no model
+    files = {str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()}
+    assert not [f for f in files if f.endswith("model.pt") or "checkpoint" in f or ".tmp-" in f]
+    for c in configs:
+        name = run_dir(c, tmp_path).name
+        assert {f"runs/{name}/{f}" for f in ("config.json", "run.json", "history.json")} <= files
+    run = json.loads((store / "runs" / run_dir(configs[0], tmp_path).name / "run.json").read_text())
+    assert {"version", "precision", "machine", "commit"} <= set(run) and run["precision"] == "fp32"
+    assert evidence.check(store) == len(files) - 1  # every entry but schema.json
+    fresh = Store(runtime=reading(tmp_path, store))
+    for seed, c in enumerate(configs):
+        value = fresh.score(c, "answer", {"seed": seed}, lambda: pytest.fail("computed"))
+        assert value == {"mean": 40.0 + seed}
+        q = fresh.qhat(c, 3, seed)
+        assert len(q.gmm.weights_) == 3 and q.fit_seconds > 0
+    assert fresh.computed == {} and not (tmp_path / "empty").exists()  # nothing computed or written
+
+
+def test_another_machines_rerun_never_overwrites_and_is_reported(tmp_path):
+    machine_with(tmp_path, "a", 0)
+    store = tmp_path / "evidence"
+    evidence.put(tmp_path / "a", store)
+    score = next((tmp_path / "a" / "runs").glob("*/scores/answer-*.json"))
+    kept = (store / score.relative_to(tmp_path / "a")).read_bytes()
+    score.write_text(json.dumps({**json.loads(score.read_text()), "value": {"mean": 41.5}}))
+    report = evidence.put(tmp_path / "a", store)
+    assert report.conflicts == [str(score.relative_to(tmp_path / "a"))] and not report.added
+    assert (store / score.relative_to(tmp_path / "a")).read_bytes() == kept  # the first stays
+    assert "conflict" in str(report) and "it stays" in str(report)
+
+
+@pytest.mark.parametrize("damage,problem", [
+    (lambda p: p.write_text('{"kind": "answer", "settin'), "is corrupt or truncated"),
+    (lambda p: p.write_text('{"kind": "answer", "settings": {}}'), "must hold its kind, settings and value"),
+])
+def test_a_bad_score_is_refused_naming_it_before_anything_is_copied(tmp_path, damage, problem):
+    machine_with(tmp_path, "a", 0)
+    score = next((tmp_path / "a" / "runs").glob("*/scores/answer-*.json"))
+    damage(score)
+    with pytest.raises(CorruptFileError, match=rf"{score}.*{problem}.*delete it"):
+        evidence.put(tmp_path / "a", tmp_path / "evidence")
+    assert not (tmp_path / "evidence").exists()
+
+
+def test_bad_history_qhat_and_schema_are_refused_when_read(tmp_path):
+    config = machine_with(tmp_path, "a", 0)
+    store = tmp_path / "evidence"
+    evidence.put(tmp_path / "a", store)
+    run = store / "runs" / run_dir(config, tmp_path).name
+    (run / "history.json").write_text('{"epochs": 3}')
+    with pytest.raises(CorruptFileError, match="history.json is not a valid evidence entry .*list of epochs"):
+        evidence.check(store)
+    (run / "history.json").write_text("[]")
+    qhat = next(run.glob("qhat-*.pt"))
+    d = torch.load(qhat, weights_only=True)
+    torch.save({**d, "means": d["means"][:2]}, qhat)  # a hand-edited array of the wrong shape
+    reader = Store(runtime=reading(tmp_path, store))
+    with pytest.raises(CorruptFileError, match=rf"{qhat}: it is not a plain-tensor q̂ file \(shapes.*Delete"):
+        reader.qhat(config, 3, 0)
+    (store / "schema.json").write_text('{"schema": 99}')
+    with pytest.raises(CorruptFileError, match="schema 99; this sigmavae reads schema 1"):
+        evidence.check(store)
+
+
+def _put(source, store):
+    return evidence.put(source, store).added
+
+
+def test_two_processes_putting_at_once_lose_nothing(tmp_path):
+    machine_with(tmp_path, "a", 0)
+    store = tmp_path / "evidence"
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        added = pool.starmap(_put, [(tmp_path / "a", store)] * 2)
+    files = evidence.portable_files(tmp_path / "a")
+    assert sorted(added[0] + added[1]) == sorted(map(str, files))  # each file written exactly once
+    assert not [p for p in store.rglob("*") if ".tmp-" in p.name]
+    assert evidence.check(store) == len(files)
+
+
+def test_the_command_line_puts_and_checks(tmp_path):
+    machine_with(tmp_path, "a", 0)
+    run = [sys.executable, "-m", "sigmavae.cli", "evidence"]
+    out = subprocess.run(run + ["put", str(tmp_path / "a"), "--into", str(tmp_path / "ev")],
+                         capture_output=True, text=True, check=True).stdout
+    assert "files added, 0 already there, 0 conflicting" in out
+    out = subprocess.run(run + ["check", "--into", str(tmp_path / "ev")], capture_output=True, text=True,
+                         check=True).stdout
+    assert "entries, all valid" in out
