@@ -51,7 +51,7 @@ from .precision import resolve_precision
 from .runs import load_run, place_run, run_precision
 from .runtime import Runtime, atomic_write, commit, machine, read_file, resolve_device
 from .sampling import GaussianMixturePrior, fit_aggregate_posterior
-from .training import model_name, stage_1_config, train
+from .training import model_name, stage_1_config, stages, train
 
 
 def config_key(config: TrainConfig) -> str:
@@ -126,6 +126,53 @@ def training_plan(configs, cache: str | os.PathLike) -> list[TrainConfig]:
     missing = [c for c in unique if not (run_dir(c, cache) / "model.pt").is_file()]
     covered = {config_key(s) for c in missing if (s := stage_1_config(c)) is not None}
     return [c for c in missing if config_key(c) not in covered]
+
+
+def plan_lines(configs, runtime: Runtime) -> list[str]:
+    """What training ``configs`` would take, in words, before anything runs: how many are cached,
+    and for each model to train (:func:`training_plan`) its epochs and about how long it takes, at
+    the median seconds per epoch of runs of its dataset, method and code size that this cache or
+    the evidence store hold (with the machine that took them), or "unknown" where none is there."""
+    unique = {config_key(c): c for c in configs}
+    plan = training_plan(configs, runtime.cache)
+    cached = sum(1 for c in unique.values() if (run_dir(c, runtime.cache) / "model.pt").is_file())
+    covered = len(unique) - len(plan) - cached
+    lines = [f"{len(unique)} models: {cached} cached, {len(plan)} to train"
+             + (f", {covered} written by those at their stage switch" if covered else "")]
+    total = 0.0
+    for c in plan:
+        epochs = sum(n for _, n, _ in stages(c))
+        what = f"  {model_name(c)}: {' + '.join(str(n) for _, n, _ in stages(c))} epochs"
+        rate = _seconds_per_epoch(c, runtime)
+        if rate is None:
+            lines.append(f"{what}, time unknown (no run of its kind here)")
+            continue
+        total += epochs * rate[0]
+        lines.append(f"{what}, about {epochs * rate[0] / 60:.0f} min ({rate[0]:.0f} s per epoch on "
+                     f"{rate[1]})")
+    if total:
+        lines.append(f"about {total / 3600:.1f} h of training one after the other, where a time is known")
+    return lines
+
+
+def _seconds_per_epoch(config: TrainConfig, runtime: Runtime) -> tuple[float, str] | None:
+    """The median seconds per epoch of the runs of ``config``'s dataset, method and code size in
+    the cache or the evidence store, and the machine of the first; None where there is none."""
+    seconds, machines = [], []
+    for base in (runtime.cache, runtime.evidence):
+        for run in sorted((base / "runs").glob(f"{config.dataset}-{config.method}-*")) if base else []:
+            if not (run / "history.json").is_file() or run.suffix == ".partial":
+                continue
+            stored = read_file(run / "config.json", f"delete {run}")
+            if stored.get("latent_dim") != config.latent_dim:
+                continue
+            seconds += [h["seconds"] for h in read_file(run / "history.json", f"delete {run}")]
+            if (run / "run.json").is_file():
+                meta = read_file(run / "run.json", f"delete {run}")
+                machines.append(meta.get("machine", "an unrecorded machine"))
+    if not seconds:
+        return None
+    return sorted(seconds)[len(seconds) // 2], (machines or ["an unrecorded machine"])[0]
 
 
 def train_missing(configs, *, runtime: Runtime, jobs: int = 1, threads: int | None = None,

@@ -147,6 +147,9 @@ def _reproduce_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--slurm-time", type=int, default=720, help="submitit: minutes before a job is killed")
     r.add_argument("--submitit-folder", default=None,
                    help="submitit's pickles and job logs (default <cache>/submitit; shared on a cluster)")
+    r.add_argument("--plan", action="store_true",
+                   help="say which models the notebooks need, which are cached and what the others cost "
+                        "to train; run nothing")
     r.add_argument("--train-only", action="store_true",
                    help="train the models the notebooks need (--jobs at a time) into the cache; execute "
                         "nothing")
@@ -352,7 +355,7 @@ def _reproduce(args) -> int:
     try:
         reproduce(args.profile, notebooks_dir=args.notebooks, out_dir=args.out, only=only, parameters=params,
                   jobs=args.jobs, log_output=True, executor=args.executor, submitit_options=submitit_options,
-                  train_only=args.train_only)
+                  train_only=args.train_only, plan_only=args.plan)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)

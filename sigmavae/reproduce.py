@@ -25,7 +25,7 @@ import papermill
 
 from . import evidence
 from .artefacts import ARTEFACTS, required_configs, resolve
-from .cache import config_key, run_dir, train_missing
+from .cache import config_key, plan_lines, run_dir, train_missing
 from .params import PROFILES, unknown_names
 from .sweeps import train_with_submitit
 
@@ -34,7 +34,8 @@ EXECUTORS = ("processes", "submitit")  # how `reproduce --jobs` trains: local pr
 def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir: str | Path | None = None,
               only: list[str] | None = None, parameters: dict | None = None, jobs: int = 1,
               log=print, log_output: bool = False, executor: str = "processes",
-              submitit_options: dict | None = None, train_only: bool = False) -> list[tuple[str, float]]:
+              submitit_options: dict | None = None, train_only: bool = False,
+              plan_only: bool = False) -> list[tuple[str, float]]:
     """Execute ``only`` (artefact names; default all) with ``profile`` and ``parameters`` on top.
     With ``jobs`` > 1 the models they need (declared by each artefact) are first trained that
     many at a time (separate processes, each with its share of the CPU threads: small models share
@@ -45,7 +46,9 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
     papermill's logger, as ``papermill --log-output`` does. ``executor``: ``"processes"`` (the
     default: :func:`sigmavae.cache.train_missing`) or ``"submitit"`` (:func:`train_with_submitit`,
     with ``submitit_options`` as its keyword arguments). ``train_only``: train what the notebooks
-    need (``jobs`` at a time; 1: in this process) and execute nothing. Then the finished entries
+    need (``jobs`` at a time; 1: in this process) and execute nothing. ``plan_only``: say which
+    models the notebooks need, which are cached and what the others cost to train
+    (:func:`sigmavae.cache.plan_lines`), and run nothing. Then the finished entries
     of those models (and the scores of no model) go into the evidence store
     (:mod:`sigmavae.evidence`, ``runtime.evidence``), where there is one."""
     if executor not in EXECUTORS:
@@ -72,6 +75,10 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
     out.mkdir(parents=True, exist_ok=True)
     configs = required_configs(selected, resolved)
     runtime = dataclasses.replace(resolved[selected[0]].runtime, progress=False)
+    if plan_only:
+        for line in plan_lines(configs, runtime):
+            log(line)
+        return []
     timings = []
     if jobs > 1 or train_only:  # train every model the notebooks will need, `jobs` at a time
         timings.append(("training", _train_first(configs, runtime, jobs, executor, submitit_options, log)))

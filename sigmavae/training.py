@@ -138,10 +138,15 @@ def stage_1_config(config: TrainConfig) -> TrainConfig | None:
     return dataclasses.replace(config, epochs2=0) if len(stages(config)) == 2 else None
 
 
+UPDATES = {"sigma": "Adam on σ", "log_sigma": "Adam on log σ", "closed_form": "Eq. 10"}  # in words
+
+
 def model_name(config: TrainConfig) -> str:
-    """A model in words, for progress lines and errors: dataset, method, seed (and a fixed σ²)."""
-    return (f"{config.dataset} {config.method} seed {config.seed}"
-            + (f" σ² {config.sigma2:g}" if config.method == "fixed" else ""))
+    """A model in words, for progress lines, plans and errors: dataset, method (ours with how σ is
+    learned, a fixed σ² with its value), the code size and the seed."""
+    how = {"sigma": f" by {UPDATES[config.sigma_update]}", "fixed": f" σ² {config.sigma2:g}"}
+    how = how.get(config.method, "")
+    return f"{config.dataset} {config.method}{how}, z {config.latent_dim}-d, seed {config.seed}"
 
 
 @dataclass

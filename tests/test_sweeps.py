@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sigmavae.cache import cached_run, run_dir, train_missing
+from sigmavae.cache import cached_run, plan_lines, run_dir, train_missing
 from sigmavae.config import TrainConfig
 from sigmavae.reproduce import reproduce
 from sigmavae.runs import load_run
@@ -52,8 +52,8 @@ def test_local_processes_fill_the_cache_and_say_how_far_they_are(tmp_path, monke
     lines = []
     assert train_missing(configs, runtime=here, jobs=2, log=lines.append) == 2
     assert [line[:14] for line in lines] == ["trained 1 of 2", "trained 2 of 2"]
-    assert {line.split("(")[1].split(")")[0] for line in lines} == {"synthetic sigma seed 1",
-                                                                  "synthetic sigma seed 2"}
+    assert {line.split("(")[1].split(")")[0] for line in lines} == {
+        "synthetic sigma by Adam on σ, z 2-d, seed 1", "synthetic sigma by Adam on σ, z 2-d, seed 2"}
     assert lines[0].endswith(" min left") and "left" not in lines[1]
     for config in configs[1:3]:
         _, loaded, history = load_run(run_dir(config, tmp_path / "cache"))
@@ -70,7 +70,21 @@ def test_one_job_trains_here_announcing_each_model(tmp_path):
     lines = []
     assert train_missing(configs, runtime=here, log=lines.append) == 2
     assert [line.split(":")[0] for line in lines[::2]] == ["training model 1 of 2", "training model 2 of 2"]
-    assert lines[0].endswith("synthetic sigma seed 0, 1 + 0 epochs, fp32")
-    assert lines[1].startswith("trained 1 of 2 (synthetic sigma seed 0) after")
+    assert lines[0].endswith("synthetic sigma by Adam on σ, z 2-d, seed 0, 1 + 0 epochs, fp32")
+    assert lines[1].startswith("trained 1 of 2 (synthetic sigma by Adam on σ, z 2-d, seed 0) after")
     assert lines[1].endswith("min left")
     assert all((run_dir(c, tmp_path / "cache") / "model.pt").is_file() for c in configs)
+
+
+def test_the_plan_says_what_is_cached_and_what_the_rest_costs_before_anything_runs(tmp_path):
+    here = Runtime(device="cpu", cache_dir=tmp_path / "cache", progress=False,
+                   evidence_dir=tmp_path / "evidence")
+    two = TrainConfig(**{**TINY, "epochs2": 1})
+    assert plan_lines([two], here)[1].endswith("1 + 1 epochs, time unknown (no run of its kind here)")
+    cached_run(TrainConfig(**TINY), runtime=here)
+    seconds = load_run(run_dir(TrainConfig(**TINY), tmp_path / "cache"))[2][0]["seconds"]
+    lines = plan_lines([TrainConfig(**TINY), two, TrainConfig(**TINY, seed=1)], here)
+    assert lines[0] == "3 models: 1 cached, 2 to train"
+    assert lines[1].startswith("  synthetic sigma by Adam on σ, z 2-d, seed 0: 1 + 1 epochs, about 0 min")
+    assert f"({seconds:.0f} s per epoch on " in lines[1] and lines[-1].startswith("about 0.0 h of training")
+    assert not (tmp_path / "cache" / "runs" / run_dir(two, tmp_path).name).exists()  # nothing ran
