@@ -265,7 +265,11 @@ class Store:
     def extractor(self, kind: str, dataset: str):
         """The FID feature extractor of ``kind`` (:func:`sigmavae.fid.make_extractor`), loaded once."""
         if (kind, dataset) not in self._extractors:
+            start = time.perf_counter()
             self._extractors[kind, dataset] = make_extractor(kind, dataset, runtime=self.runtime)
+            seconds = time.perf_counter() - start
+            if seconds > 1:  # trained (the classifier) or loaded from afar
+                self._say(f"FID features for {dataset} ({kind}): ready in {seconds:.0f} s")
         return self._extractors[kind, dataset]
 
     def run_dir(self, config: TrainConfig) -> Path:
@@ -327,11 +331,19 @@ class Store:
             else:
                 qhat = fit_aggregate_posterior(self.model(config), self.images(config.dataset, "train"),
                                                components, seed=seed, points=points)
+                self._say(f"q̂ of {model_name(config)}: {components} components fitted in "
+                          f"{qhat.fit_seconds:.0f} s")
                 qhat.save(path)
                 atomic_write(timing, json.dumps({"fit_seconds": qhat.fit_seconds}))
                 self.computed["qhat"] += 1
             self._qhats[path] = qhat
         return self._qhats[path]
+
+    def _say(self, line: str) -> None:
+        """A line per computed q̂ and score, with its time, where the runtime reports progress: a
+        page's scoring phase is not silent (papermill's --log-output shows it)."""
+        if self.progress:
+            print(f"  {line}", flush=True)
 
     def _stored(self, path: Path) -> Path | None:
         """``path`` (a file of the cache) where it is there, else the evidence store's copy of it
@@ -353,7 +365,10 @@ class Store:
             stored = read_file(found, f"delete {found}: it is computed again")
             self._provenance["scored", stored.get("precision", "fp32")] += 1
             return stored["value"]
+        start = time.perf_counter()
         value = compute()
+        self._say(f"{kind} of {model_name(config) if config is not None else 'no model'}: computed in "
+                  f"{time.perf_counter() - start:.0f} s")
         atomic_write(path, json.dumps({"kind": kind, "settings": settings, "value": value,
                                        "precision": self.precision, "machine": machine(str(self.device)),
                                        "commit": commit()}, indent=1))

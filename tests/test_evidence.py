@@ -129,3 +129,19 @@ def test_the_command_line_puts_and_checks(tmp_path):
     out = subprocess.run(run + ["check", "--into", str(tmp_path / "ev")], capture_output=True, text=True,
                          check=True).stdout
     assert "entries, all valid" in out
+
+
+def test_each_computed_qhat_and_score_says_so_with_its_time(tmp_path, capsys):
+    """A page's scoring phase is not silent: a line per q̂ fitted and per score computed; nothing
+    for what is read back."""
+    store = Store(runtime=Runtime(device="cpu", cache_dir=tmp_path, evidence_dir=tmp_path / "ev"))
+    config = TrainConfig(**SMALL)
+    store.train([config])
+    capsys.readouterr()
+    store.qhat(config, 3, 0)
+    store.score(config, "answer", {}, lambda: {"mean": 1.0})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("  q̂ of synthetic sigma by Adam on σ, z 2-d, seed 0: 3 components fitted in ")
+    assert lines[1].startswith("  answer of synthetic sigma by Adam on σ, z 2-d, seed 0: computed in ")
+    Store(runtime=store.runtime).score(config, "answer", {}, lambda: {"mean": 2.0})
+    assert capsys.readouterr().out == ""
