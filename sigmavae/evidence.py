@@ -113,8 +113,8 @@ def put(source: str | os.PathLike, store: str | os.PathLike, runs: set[str] | No
     """Copy ``source``'s finished entries (:func:`portable_files`: a cache folder, or another
     store; of the run directories named in ``runs``, or all) into ``store``, creating it if
     needed. Each file is checked first (:func:`check_file`: a bad one stops the put before anything
-    is copied); a file already in the store with the same bytes is skipped; one with other bytes
-    is kept and reported, never overwritten."""
+    is copied); a file already in the store with the same content (wall times aside) is skipped;
+    one with other content is kept and reported, never overwritten."""
     source, store = Path(source), Path(store)
     if source.resolve() == store.resolve():
         raise ValueError(f"cannot put {source} into itself")
@@ -133,11 +133,28 @@ def put(source: str | os.PathLike, store: str | os.PathLike, runs: set[str] | No
         dest = store / rel
         if _claim(dest, data):
             report.added.append(str(rel))
-        elif dest.read_bytes() == data:
+        elif _untimed(dest.read_bytes(), dest) == _untimed(data, dest):
             report.same.append(str(rel))
         else:
             report.conflicts.append(str(rel))
     return report
+
+
+TIMINGS = ("seconds", "fit_seconds")  # wall times: a rerun of the same computation differs in them alone
+
+
+def _untimed(data: bytes, path: Path):
+    """A file's content for comparing two copies: a JSON file's, wall times left out (a model
+    retrained or a q̂ refitted with the same result is the same entry); other files' bytes."""
+    if path.suffix != ".json":
+        return data
+
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in TIMINGS}
+        return [strip(v) for v in x] if isinstance(x, list) else x
+
+    return strip(json.loads(data))
 
 
 def lookup(store: Path | None, relative: str | os.PathLike) -> Path | None:

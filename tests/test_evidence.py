@@ -145,3 +145,15 @@ def test_each_computed_qhat_and_score_says_so_with_its_time(tmp_path, capsys):
     assert lines[1].startswith("  answer of synthetic sigma by Adam on σ, z 2-d, seed 0: computed in ")
     Store(runtime=store.runtime).score(config, "answer", {}, lambda: {"mean": 2.0})
     assert capsys.readouterr().out == ""
+
+
+def test_a_retraining_that_differs_only_in_wall_time_is_the_same_entry(tmp_path):
+    machine_with(tmp_path, "a", 0)
+    store = tmp_path / "evidence"
+    evidence.put(tmp_path / "a", store)
+    history = next((tmp_path / "a" / "runs").glob("*/history.json"))
+    epochs = json.loads(history.read_text())
+    history.write_text(json.dumps([{**h, "seconds": h["seconds"] + 7} for h in epochs]))
+    assert not evidence.put(tmp_path / "a", store).conflicts
+    history.write_text(json.dumps([{**h, "elbo": h["elbo"] + 1} for h in epochs]))
+    assert evidence.put(tmp_path / "a", store).conflicts == [str(history.relative_to(tmp_path / "a"))]
