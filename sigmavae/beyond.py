@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 from . import headlines, literature, paper
@@ -22,6 +21,7 @@ from .scores import (
     iwae_score,
     mean_image_discrete_score,
     mean_image_score,
+    sigma2_score,
     uncertainty_score,
 )
 
@@ -123,7 +123,7 @@ def _likelihoods(p: Params, store: Store, seed: int, configs: dict, d: int) -> t
                             large["qhat"]["stderr"] / (d * math.log(2)))
         out["larger k gain"][name] = paired_difference(large["qhat"]["per_image"], small["per_image"])
         out["density minus probability"][name] = paired_difference(cont["per_image"], small["per_image"])
-        out["sigma2"][name] = (store.model(c).sigma2, None)
+        out["sigma2"][name] = (sigma2_score(store, c), None)
         out["beats reference"][name] = beats_mean_image(store, c, p, seed)
         out["fid qhat"][name] = fid_score(store, c, p, seed, "qhat")
     return out, per_image
@@ -166,6 +166,4 @@ def _checks(p: Params, est: dict) -> list[dict]:
 def _sigma2_trace(store: Store, config) -> list[float]:
     """σ² after each training epoch (the run's history; Eq. 10 over the training set where the
     history has it, else the last batch's)."""
-    store.model(config)  # trained
-    history = json.loads((store.run_dir(config) / "history.json").read_text())
-    return [h.get("sigma2", math.nan) for h in history]
+    return [h.get("sigma2", math.nan) for h in store.history(config)]

@@ -247,6 +247,7 @@ class Store:
         self.precision = resolve_precision(runtime.precision, self.device)  # what this store computes in
         self.progress = runtime.progress
         self._provenance: Counter = Counter()  # (what, precision) of each model and score used
+        self._used: set[str] = set()  # the config keys of the models counted in it
         self._run_dirs: dict = {}  # config key → a run directory outside the cache (attach)
         self.computed: Counter = Counter()
         self._models: dict = {}
@@ -280,9 +281,8 @@ class Store:
         ``config``: its q̂ and scores are then read from and written to ``path``."""
         self._run_dirs[config_key(config)] = Path(path)
         model.precision = self.precision
-        recorded = (Path(path) / "config.json").is_file()  # a run directory; else a model built in hand
-        self._provenance["trained", run_precision(path) if recorded else "unrecorded"] += 1
         self._models[config_key(config)] = model
+        self._use(config)  # a run directory's precision; a model built in hand: "unrecorded"
 
     def model(self, config: TrainConfig):
         """The trained model of ``config`` (trained first if it is not cached), in eval mode."""
@@ -293,9 +293,20 @@ class Store:
             path = cached_run(config, runtime=self.runtime)
             model = load_run(path, self.device)[0]
             model.precision = self.precision  # evaluated in this store's precision
-            self._provenance["trained", run_precision(path)] += 1
             self._models[key] = model
+        self._use(config)
         return self._models[key]
+
+    def _use(self, config: TrainConfig) -> None:
+        """Count, once per model, the precision it was trained in (:meth:`provenance`), read from
+        its run directory in the cache or its entry in the evidence store: a model counts when
+        anything of it is used (its weights, a score, a figure, q̂), loaded or not."""
+        key = config_key(config)
+        if key in self._used:
+            return
+        self._used.add(key)
+        found = self._stored(self.run_dir(config) / "config.json")
+        self._provenance["trained", run_precision(found.parent) if found is not None else "unrecorded"] += 1
 
     def provenance(self) -> dict[str, dict[str, int]]:
         """In which precision the models this store used were trained and its scores computed:
@@ -306,10 +317,22 @@ class Store:
             out[what][precision] = n
         return out
 
+    def history(self, config: TrainConfig) -> list[dict]:
+        """The training history of ``config``'s model (σ² after every epoch among it), from the
+        cache or the evidence store; the model is trained first where neither has it."""
+        found = self._stored(self.run_dir(config) / "history.json")
+        if found is None:
+            self.model(config)
+            found = self.run_dir(config) / "history.json"
+        return read_file(found, f"delete {found.parent} and train it again")
+
     def train(self, configs) -> None:
-        """Train those of ``configs`` that are not cached yet (:func:`train_missing`, a line per
-        model when the runtime reports progress: a notebook run with papermill's --log-output
-        shows them in the terminal)."""
+        """Train those of ``configs`` that are neither cached nor in the evidence store
+        (:func:`train_missing`, a line per model when the runtime reports progress: a notebook
+        run with papermill's --log-output shows them in the terminal). A model in the store whose
+        page needs something the store lacks is trained when it is asked for (:meth:`model`)."""
+        configs = [c for c in configs if self._stored(self.run_dir(c) / "history.json") is None
+                   or (self.run_dir(c) / "model.pt").is_file()]
         missing = {config_key(c) for c in configs if not (self.run_dir(c) / "model.pt").is_file()}
         train_missing(configs, runtime=self.runtime, log=print if self.progress else None)
         self.computed["model"] += len(missing)
@@ -337,7 +360,27 @@ class Store:
                 atomic_write(timing, json.dumps({"fit_seconds": qhat.fit_seconds}))
                 self.computed["qhat"] += 1
             self._qhats[path] = qhat
+        self._use(config)
         return self._qhats[path]
+
+    def figure(self, config: TrainConfig | None, name: str, settings: dict,
+               compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """The tensors a figure draws (``compute()``: {name: tensor}) for the model of ``config``
+        (None: no model) under ``settings``, computed once and then read back as plain tensors
+        (``weights_only``), from the cache or the evidence store: a page redraws without its model."""
+        folder = (self.run_dir(config) if config is not None else self.base) / "figures"
+        path = folder / f"{name}-{settings_key(settings)}.pt"
+        found = self._stored(path)
+        if found is None:
+            start = time.perf_counter()
+            value = {k: v.detach().cpu().contiguous() for k, v in compute().items()}
+            self._say(f"{name} of {model_name(config) if config is not None else 'no model'}: drawn in "
+                      f"{time.perf_counter() - start:.0f} s")
+            atomic_write(path, value)
+            self.computed["figure"] += 1
+        if config is not None:
+            self._use(config)
+        return value if found is None else read_file(found, f"delete {found}: it is drawn again")
 
     def _say(self, line: str) -> None:
         """A line per computed q̂ and score, with its time, where the runtime reports progress: a
@@ -362,6 +405,8 @@ class Store:
         path = folder / f"{kind}-{settings_key(settings)}.json"
         found = self._stored(path)
         if found is not None:
+            if config is not None:
+                self._use(config)
             stored = read_file(found, f"delete {found}: it is computed again")
             self._provenance["scored", stored.get("precision", "fp32")] += 1
             return stored["value"]
@@ -374,4 +419,6 @@ class Store:
                                        "commit": commit()}, indent=1))
         self._provenance["scored", self.precision] += 1
         self.computed[kind] += 1
+        if config is not None:
+            self._use(config)
         return value

@@ -72,7 +72,10 @@ def accuracy(model: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: in
     return correct / len(x)
 
 
-def load_classifier(dataset: str, *, runtime: Runtime, epochs: int = 10) -> tuple[Classifier, dict]:
+EPOCHS = 10  # the FID classifier's training: 99.1% test accuracy on MNIST (5 gave 98.99%)
+
+
+def load_classifier(dataset: str, *, runtime: Runtime, epochs: int = EPOCHS) -> tuple[Classifier, dict]:
     """The cached classifier of ``dataset`` (trained here on first use, on ``runtime``'s device,
     from its data root, downloading where it allows), and its info (``test_accuracy``, epochs,
     training-set size). Cache: ``<runtime.cache>/classifier-<dataset>-e<epochs>.pt``.

@@ -12,6 +12,7 @@ machines computed adds up (seeds trained on a laptop, a GPU run, a cluster job):
                                                commit), and its epochs (σ² trace included)
         qhat-<M>-seed<S>.pt (+ .json)          q̂'s parameters (plain tensors, read with weights_only)
         scores/<kind>-<hash>.json              each score with its settings and what pairs it
+        figures/<name>-<hash>.pt               the tensors a figure draws (plain tensors)
     evidence/scores/<kind>-<hash>.json         scores of no model (real images' FID, the mean image)
 
 Plain formats only: JSON, and tensors read with ``weights_only``. Nothing runs on load.
@@ -31,6 +32,8 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from .runtime import CorruptFileError, read_file
 from .sampling import GaussianMixturePrior
@@ -73,8 +76,10 @@ def portable_files(source: Path, runs: set[str] | None = None) -> list[Path]:
         names = [f for f in RUN_FILES if (run / f).is_file()]
         names += sorted(p.name for p in run.glob("qhat-*") if p.suffix in (".pt", ".json"))
         names += sorted(f"scores/{p.name}" for p in run.glob("scores/*.json"))
+        names += sorted(f"figures/{p.name}" for p in run.glob("figures/*.pt"))
         out += [(run / n).relative_to(source) for n in names]
     out += sorted(p.relative_to(source) for p in (source / "scores").glob("*.json"))
+    out += sorted(p.relative_to(source) for p in (source / "figures").glob("*.pt"))
     return out
 
 
@@ -93,6 +98,9 @@ def check_file(path: Path) -> None:
             problem = "a history must be a list of epochs, each with its stage"
     elif path.name in ("config.json", "run.json") and not isinstance(content, dict):
         problem = "must be a JSON object"
+    elif path.parent.name == "figures":
+        if not (isinstance(content, dict) and all(isinstance(v, torch.Tensor) for v in content.values())):
+            problem = "a figure file must hold a dict of tensors"
     elif path.name.startswith("qhat-") and path.suffix == ".pt":
         GaussianMixturePrior.load(path)  # refuses, naming the file, what is wrong and the remedy
     if problem:

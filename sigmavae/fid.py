@@ -32,6 +32,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from pytorch_fid.inception import InceptionV3
 from scipy import linalg
 
+from .classifier import EPOCHS as CLASSIFIER_EPOCHS
 from .classifier import load_classifier
 from .data import as_float, load_dataset
 from .runtime import Runtime, atomic_write, read_file, resolve_device
@@ -160,6 +161,15 @@ def classifier_extractor(dataset: str, *, runtime: Runtime) -> FeatureExtractor:
                                  resolve_device(runtime.device), key=f"classifier-e{info['epochs']}")
     extractor.info = info
     return extractor
+
+
+def extractor_identity(kind: str, *, runtime: Runtime) -> tuple[str, str]:
+    """(kind, key) of the extractor :func:`make_extractor` would make, without making it (no
+    weights loaded, no classifier trained): what names a FID's settings and a table's unit, so a
+    stored FID is found without its network."""
+    if choose_fid(kind, runtime) == "inception":
+        return "inception", "inception"
+    return "classifier", f"classifier-e{CLASSIFIER_EPOCHS}"
 
 
 def make_extractor(kind: str, dataset: str, *, runtime: Runtime) -> FeatureExtractor:

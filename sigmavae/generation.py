@@ -9,11 +9,9 @@ import dataclasses
 from . import headlines, paper
 from .artefacts import TABLE2_METHODS, ours_model, table2_models
 from .cache import Store
-from .fid import generate
 from .outcomes import Outcome, both_sources, collapse, epochs, epochs_of, models_first, paired_fids, per_seed
 from .params import Params
-from .sampling import StandardNormalPrior
-from .scores import fid_difference, fid_kind, fid_score, heldout_score, qhat
+from .scores import fid_difference, fid_kind, fid_score, heldout_score, qhat, samples
 
 # ----------------------------------------------------------------------------- Table 2, Figure 2
 
@@ -73,9 +71,8 @@ def _sample_grids(p: Params, store: Store, methods, n: int) -> dict:
     seed, out = p.seeds[0], {}
     for name in methods:
         config = table2_models(p, seed)[name]
-        model = store.model(config)
-        out[name] = {"q̂": generate(model, qhat(store, config, p, seed), n, seed),
-                     "prior": generate(model, StandardNormalPrior(model.latent_dim), n, seed)}
+        out[name] = {"q̂": samples(store, config, p, seed, n, "qhat"),
+                     "prior": samples(store, config, p, seed, n, "prior")}
     return out
 
 
@@ -126,9 +123,8 @@ def _component_samples(p: Params, store: Store, shown: list[int]) -> dict:
     """64 samples of ours (first seed) from q̂ with each of ``shown`` components, and from the prior."""
     seed = p.seeds[0]
     config = ours_model(p, seed)["ours"]
-    model = store.model(config)
-    grids = {f"q̂, M = {m}": generate(model, qhat(store, config, p, seed, m), 64, seed) for m in shown}
-    grids["prior"] = generate(model, StandardNormalPrior(model.latent_dim), 64, seed)
+    grids = {f"q̂, M = {m}": samples(store, config, p, seed, 64, "qhat", m) for m in shown}
+    grids["prior"] = samples(store, config, p, seed, 64, "prior")
     return grids
 
 

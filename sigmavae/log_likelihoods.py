@@ -16,7 +16,14 @@ from .cache import Store
 from .metrics import paired_difference
 from .outcomes import Outcome, epochs_of, models_first, per_seed
 from .params import Params
-from .scores import beats_mean_image, calibrated_iwae_score, iwae_score, mean_image_score
+from .scores import (
+    beats_mean_image,
+    calibrated_iwae_score,
+    iwae_score,
+    mean_image_score,
+    pixel_variance_of,
+    sigma2_score,
+)
 
 # per model (Table 3's five): IWAE, σ², the mean image at that σ² and the model's margin over it
 PER_MODEL = ("prior", "qhat", "gain", "sigma2", "reference", "beats reference")
@@ -55,13 +62,13 @@ def _seed(p: Params, store: Store, seed: int) -> dict:
     out |= {"reference best": (best["mean"], best["stderr"]), "reference sigma2": (best["sigma2"], None)}
     per_image = {}
     for name, config in configs.items():
-        model = store.model(config)
         s = iwae_score(store, config, p, seed)
         per_image[name] = s["qhat"]["per_image"]
         for k in ("prior", "qhat", "gain"):
             out[k][name] = (s[k]["mean"], s[k]["stderr"])
-        out["sigma2"][name] = (model.sigma2, None)
-        ref = best if model.variance == "pixel" else mean_image_score(store, p, model.sigma2)
+        sigma2 = sigma2_score(store, config)
+        out["sigma2"][name] = (sigma2, None)
+        ref = best if pixel_variance_of(config) else mean_image_score(store, p, sigma2)
         out["reference"][name] = (ref["mean"], ref["stderr"])
         out["beats reference"][name] = beats_mean_image(store, config, p, seed)
     fixed = paper.BASELINES_FIXED_SIGMA2  # the paper's order of the baselines, paired

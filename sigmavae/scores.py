@@ -19,7 +19,7 @@ import torch
 
 from .cache import Store
 from .config import TrainConfig
-from .fid import fid_bootstrap, generate, paired_std, real_features
+from .fid import extractor_identity, fid_bootstrap, generate, paired_std, real_features
 from .likelihoods import discretized_gaussian_log_prob, gaussian_log_prob
 from .metrics import (
     auroc,
@@ -31,8 +31,8 @@ from .metrics import (
     spearman,
 )
 from .params import Params
-from .sampling import StandardNormalPrior, encode_samples
-from .training import dataset_sigma2
+from .sampling import AggregatePosterior, StandardNormalPrior, encode_samples
+from .training import dataset_sigma2, stages
 
 
 def qhat(store: Store, config: TrainConfig, p: Params, seed: int, components: int | None = None):
@@ -47,6 +47,50 @@ def latent_distribution(store: Store, config: TrainConfig, p: Params, seed: int,
     if source == "prior":
         return StandardNormalPrior(config.latent_dim)
     raise ValueError(f"unknown latent source {source!r}; choose qhat or prior")
+
+
+def samples(store: Store, config: TrainConfig, p: Params, seed: int, n: int, source: str,
+            components: int | None = None) -> torch.Tensor:
+    """``n`` decoder means g(z), z from ``source`` (q̂ with ``components``, default
+    ``p.components``, or the prior), drawn with ``seed``: a sample grid, kept as a figure entry."""
+    m = components or p.components
+    settings = {"n": n, "seed": seed, "source": source, **({"components": m} if source == "qhat" else {})}
+
+    def compute():
+        dist = qhat(store, config, p, seed, m) if source == "qhat" else StandardNormalPrior(config.latent_dim)
+        return {"images": generate(store.model(config), dist, n, seed)}
+
+    return store.figure(config, "samples", settings, compute)["images"]
+
+
+def decoded(store: Store, config: TrainConfig, p: Params, seed: int) -> dict[str, torch.Tensor]:
+    """Figures 3-4's tensors: the first ``p.n_samples`` test images ("x"), their reconstructions
+    from the posterior mean and σ²(z) ("recon", "sigma2_recon"), and as many samples from q̂ drawn
+    with ``seed`` with their σ²(z) ("samples", "sigma2_samples")."""
+    def compute():
+        model = store.model(config)
+        x = store.images(p.dataset, "test")[:p.n_samples]
+        with torch.no_grad():
+            recon, log_var_r = model.decode(model.encode(x)[0])  # from the posterior mean
+            z = qhat(store, config, p, seed).sample(p.n_samples, seed=seed)
+            gen, log_var_g = model.decode(z.to(store.device))
+        return {"x": x, "recon": recon, "sigma2_recon": log_var_r.exp(), "samples": gen,
+                "sigma2_samples": log_var_g.exp()}
+
+    settings = {"n": p.n_samples, "seed": seed, "components": p.components}
+    return store.figure(config, "decoded", settings, compute)
+
+
+def densities(store: Store, config: TrainConfig, p: Params, seed: int, grid: torch.Tensor,
+              settings: dict) -> dict[str, torch.Tensor]:
+    """Table 1's picture of one model: log q(z) of the aggregate posterior (Eq. 12) and log q̂(z)
+    (Eq. 13) at the points ``grid`` (described by ``settings``)."""
+    def compute():
+        x = store.images(p.dataset, "train")
+        return {"aggregate": AggregatePosterior().fit(store.model(config), x).log_prob(grid),
+                "qhat": qhat(store, config, p, seed).log_prob(grid)}
+
+    return store.figure(config, "densities", {**settings, "seed": seed, "components": p.components}, compute)
 
 
 def elbo_score(store: Store, config: TrainConfig, p: Params, seed: int) -> dict:
@@ -160,6 +204,17 @@ COST_SCALE_SIGMA2 = ("wae",)
 COLLAPSE_IMAGES = 500  # test images of the collapse check: Table 3's 500, so its IWAE is reused
 
 
+def sigma2_score(store: Store, config: TrainConfig) -> float:
+    """The model's global (or fixed) σ²: after Algorithm 1's stage 1, σ²_dataset. Read once from
+    the model, then from the cache or the evidence store without it."""
+    return store.score(config, "sigma2", {}, lambda: {"sigma2": store.model(config).sigma2})["sigma2"]
+
+
+def pixel_variance_of(config: TrainConfig) -> bool:
+    """Whether ``config``'s model ends with a per-pixel σ²(z) (Algorithm 1 with a stage 2)."""
+    return len(stages(config)) == 2
+
+
 def beats_mean_image(store: Store, config: TrainConfig, p: Params, seed: int) -> tuple[float, float]:
     """The collapse check: the model's IWAE (with the prior) minus the exact log p(x) of the mean
     image, a decoder that ignores z (:func:`mean_image_score`), image by image on the first
@@ -167,14 +222,13 @@ def beats_mean_image(store: Store, config: TrainConfig, p: Params, seed: int) ->
     model's own σ² (a per-pixel σ²: the mean image at its own best σ²; :data:`COST_SCALE_SIGMA2`:
     both at their own best σ², the model's decoder calibrated). A model whose margin does not hold
     learned nothing the mean image lacks: *collapsed* (:func:`sigmavae.paper.collapsed`)."""
-    model = store.model(config)
     p = dataclasses.replace(p, n_samples=COLLAPSE_IMAGES)
     if config.method in COST_SCALE_SIGMA2:
         ll = calibrated_iwae_score(store, config, p, seed)["prior"]["per_image"]
         ref = mean_image_score(store, p, None)
     else:
         ll = iwae_score(store, config, p, seed)["prior"]["per_image"]
-        ref = mean_image_score(store, p, None if model.variance == "pixel" else model.sigma2)
+        ref = mean_image_score(store, p, None if pixel_variance_of(config) else sigma2_score(store, config))
     return paired_difference(ll, ref["per_image"])
 
 
@@ -192,8 +246,9 @@ def kl_score(store: Store, config: TrainConfig, p: Params, seed: int) -> tuple[f
 
 
 def fid_kind(store: Store, p: Params) -> str:
-    """The FID a table shows: "inception FID" or "classifier FID" (``auto`` resolved)."""
-    return f"{store.extractor(p.fid, p.dataset).kind} FID"
+    """The FID a table shows: "inception FID" or "classifier FID" (``auto`` resolved), without
+    making the extractor (:func:`sigmavae.fid.extractor_identity`)."""
+    return f"{extractor_identity(p.fid, runtime=store.runtime)[0]} FID"
 
 
 def _fid(store: Store, config: TrainConfig | None, p: Params, seed: int, source: str) -> dict:
@@ -201,9 +256,8 @@ def _fid(store: Store, config: TrainConfig | None, p: Params, seed: int, source:
     components, or "prior"), against as many real test images (``config`` None: real training
     images), with its bootstrap replicates (:func:`sigmavae.fid.fid_bootstrap`, seeded by
     ``seed``: every FID of one seed resamples the same real images, so two are paired)."""
-    extractor = store.extractor(p.fid, p.dataset)
-
     def compute():
+        extractor = store.extractor(p.fid, p.dataset)
         real = real_features(extractor, p.dataset, "test", p.n_samples, runtime=store.runtime)
         if config is None:
             images = store.images(p.dataset, "train")[:p.n_samples]
@@ -214,8 +268,8 @@ def _fid(store: Store, config: TrainConfig | None, p: Params, seed: int, source:
         std = float(np.std(boots, ddof=1)) if len(boots) > 1 else None
         return {"fid": value, "std": std, "replicates": boots.tolist()}
 
-    settings = {"features": extractor.key, "n": p.n_samples, "seed": seed, "source": source,
-                "bootstrap": p.fid_bootstrap, "replicates": True,
+    settings = {"features": extractor_identity(p.fid, runtime=store.runtime)[1], "n": p.n_samples,
+                "seed": seed, "source": source, "bootstrap": p.fid_bootstrap, "replicates": True,
                 **({"components": p.components} if source == "qhat" else {})}
     return store.score(config, "fid" if config is not None else f"fid-real-{p.dataset}", settings, compute)
 

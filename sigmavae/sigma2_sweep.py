@@ -16,8 +16,8 @@ from .artefacts import sweep_models
 from .cache import Store
 from .outcomes import Outcome, both_sources, collapse, epochs_of, models_first, paired_fids, per_seed
 from .params import Params
-from .sampling import AggregatePosterior, StandardNormalPrior
-from .scores import elbo_score, fid_kind, fid_score, kl_score, qhat
+from .sampling import StandardNormalPrior
+from .scores import densities, elbo_score, fid_kind, fid_score, kl_score, sigma2_score
 
 
 def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, extent: float = 4.0) -> Outcome:
@@ -32,7 +32,7 @@ def table1(p: Params, store: Store | None = None, *, grid_size: int = 100, exten
     def one(seed):
         out = {"sigma2": {}, "kl": {}}
         for label, config in sweep_models(p, seed).items():
-            out["sigma2"][label] = (store.model(config).sigma2, None)
+            out["sigma2"][label] = (sigma2_score(store, config), None)
             out["kl"][label] = kl_score(store, config, p, seed)
         return out
 
@@ -58,14 +58,11 @@ def _densities(p: Params, store: Store, grid_size: int, extent: float) -> dict:
     axis = torch.linspace(-extent, extent, grid_size)
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1)  # [G, G, 2], y up the rows
     columns = {}
-    x = store.images(p.dataset, "train")
     first = sweep_models(p, p.seeds[0])
-    for label, config in sorted(first.items(), key=lambda kv: -store.model(kv[1]).sigma2):
-        model = store.model(config)
-        name = f"{model.sigma2:.3g} (learned)" if label == "learned" else label
-        columns[name] = {"aggregate posterior q(z)": AggregatePosterior().fit(model, x).log_prob(grid),
-                         "q̂(z), Gaussian mixture":
-                             qhat(store, config, p, p.seeds[0]).log_prob(grid)}
+    for label, config in sorted(first.items(), key=lambda kv: -sigma2_score(store, kv[1])):
+        name = f"{sigma2_score(store, config):.3g} (learned)" if label == "learned" else label
+        d = densities(store, config, p, p.seeds[0], grid, {"grid_size": grid_size, "extent": extent})
+        columns[name] = {"aggregate posterior q(z)": d["aggregate"], "q̂(z), Gaussian mixture": d["qhat"]}
     columns["prior p(z)"] = {"aggregate posterior q(z)": StandardNormalPrior(2).log_prob(grid)}
     return columns
 
@@ -82,7 +79,7 @@ def figure1(p: Params, store: Store | None = None) -> Outcome:
         out = {q: {} for q in _FIGURE1}
         for label, config in sweep_models(p, seed).items():
             e = elbo_score(store, config, p, seed)
-            out["sigma2"][label] = (store.model(config).sigma2, None)
+            out["sigma2"][label] = (sigma2_score(store, config), None)
             out["elbo"][label] = (e["elbo"], e["elbo_stderr"])
             out["fid_qhat"][label] = fid_score(store, config, p, seed, "qhat")
             out["fid_prior"][label] = fid_score(store, config, p, seed, "prior")

@@ -3,14 +3,12 @@ about its reconstructions and its samples, measured by :func:`sigmavae.scores.un
 
 from __future__ import annotations
 
-import torch
-
 from . import headlines, paper
 from .artefacts import ours_model
 from .cache import Store
 from .outcomes import Outcome, models_first, per_seed
 from .params import Params
-from .scores import qhat, uncertainty_score
+from .scores import decoded, uncertainty_score
 
 # the measures with no estimator error: one value per seed
 EXACT = ("fraction_at_floor", "floor", "sigma2_dataset", "sigma2_min")
@@ -54,10 +52,6 @@ def _figures(p: Params, store: Store) -> dict:
     """First seed: ``n_samples`` test images, their reconstructions from the posterior mean and
     σ²(z) (Figure 3); as many samples from q̂ and their σ²(z) (Figure 4)."""
     config = ours_model(p, p.seeds[0])["ours"]
-    model = store.model(config)
-    x = store.images(p.dataset, "test")[:p.n_samples]
-    with torch.no_grad():
-        recon, log_var_r = model.decode(model.encode(x)[0])  # from the posterior mean
-        z = qhat(store, config, p, p.seeds[0]).sample(p.n_samples, seed=p.seeds[0])
-        gen, log_var_g = model.decode(z.to(store.device))
-    return {"reconstructions": (x, recon, log_var_r.exp()), "samples": (gen, log_var_g.exp())}
+    t = decoded(store, config, p, p.seeds[0])
+    return {"reconstructions": (t["x"], t["recon"], t["sigma2_recon"]),
+            "samples": (t["samples"], t["sigma2_samples"])}

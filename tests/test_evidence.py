@@ -157,3 +157,31 @@ def test_a_retraining_that_differs_only_in_wall_time_is_the_same_entry(tmp_path)
     assert not evidence.put(tmp_path / "a", store).conflicts
     history.write_text(json.dumps([{**h, "elbo": h["elbo"] + 1} for h in epochs]))
     assert evidence.put(tmp_path / "a", store).conflicts == [str(history.relative_to(tmp_path / "a"))]
+
+
+@pytest.mark.slow
+def test_two_machines_seeds_in_one_store_then_both_seeds_execute_training_and_loading_nothing(
+        tmp_path, monkeypatch):
+    """Issue 31: seed 0 measured on one machine, seed 1 on another, both put into one store; a
+    third machine with an empty cache executes Table 3 and Figures 3-4 with seeds [0, 1] from the
+    store alone, no model trained or loaded, each seed's numbers as its own machine measured them."""
+    from sigmavae import experiments
+
+    def run(artefact, name, seeds, store_dir):
+        monkeypatch.setenv("SIGMAVAE_EVIDENCE", str(store_dir))
+        p = experiments.resolve(artefact, profile="smoke", seeds=seeds, cache_dir=str(tmp_path / name),
+                                progress=False)
+        return experiments.RUNNERS[artefact](p)
+
+    alone = {(a, s): run(a, f"machine{s}", [s], tmp_path / f"nowhere{s}")
+             for a in ("table3", "figure3_4") for s in (0, 1)}
+    store = tmp_path / "evidence"
+    for s in (0, 1):
+        assert not evidence.put(tmp_path / f"machine{s}", store).conflicts
+    monkeypatch.setattr(Store, "model", lambda self, c: pytest.fail(f"loaded or trained {c}"))
+    picks = {"table3": lambda o: o.numbers["qhat"]["ours, pixel σ²"],
+             "figure3_4": lambda o: o.numbers["auroc"]}
+    for artefact, pick in picks.items():
+        both = run(artefact, "third", [0, 1], store)
+        assert list(pick(both).values) == [pick(alone[artefact, s]).values[0] for s in (0, 1)]
+        assert both.computed["trained"] and not (tmp_path / "third" / "runs").exists()
