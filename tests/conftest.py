@@ -9,8 +9,13 @@ import torch
 # inherit it.
 os.environ.setdefault("SIGMAVAE_PRECISION", "fp32")
 # The tests compute what they check, and what they compute never lands in the repository's
-# evidence store: a store of their own, empty at the start of the session.
+# evidence store: each test has a store of its own, empty when it starts (below).
 os.environ.setdefault("SIGMAVAE_EVIDENCE", tempfile.mkdtemp(prefix="sigmavae-evidence-"))
+
+
+@pytest.fixture(autouse=True)
+def _own_evidence_store(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("SIGMAVAE_EVIDENCE", str(tmp_path_factory.mktemp("evidence")))
 
 
 @pytest.fixture(autouse=True)
