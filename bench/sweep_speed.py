@@ -4,9 +4,9 @@
                                 [--dataset mnist]
 
 Trains ``--models`` MNIST models (Algorithm 1's stage 1, Eq. 10's σ², ``--epochs`` epochs, seeds
-0, 1, ...) into fresh caches with :func:`sigmavae.reproduce.train_concurrently`, which is what
+0, 1, ...) into fresh caches with :func:`sigmavae.cache.train_missing`, which is what
 ``sigmavae reproduce --jobs N`` runs, three ways, and prints the seconds of each:
-  - ``sequential``: one process at a time with all of torch's threads;
+  - ``sequential``: one after the other in this process, with all of torch's threads;
   - ``concurrent``: ``--jobs`` processes, the threads split among them (the default);
   - ``oversubscribed``: ``--jobs`` processes that each keep all the threads (torch's default).
 and ``sweep_speedup`` (sequential ÷ concurrent).
@@ -20,8 +20,9 @@ import time
 
 import torch
 
-from sigmavae.reproduce import train_concurrently
-from sigmavae.training import TrainConfig
+from sigmavae.cache import train_missing
+from sigmavae.config import TrainConfig
+from sigmavae.runtime import Runtime
 
 
 def main() -> None:
@@ -45,7 +46,8 @@ def main() -> None:
     for way, (jobs, per_process) in ways.items():
         with tempfile.TemporaryDirectory() as cache:
             start = time.perf_counter()
-            train_concurrently(configs, jobs, cache, args.device, args.data_root, per_process)
+            runtime = Runtime(device=args.device, data_root=args.data_root, cache_dir=cache, progress=False)
+            train_missing(configs, runtime=runtime, jobs=jobs, threads=per_process, log=None)
             seconds[way] = time.perf_counter() - start
         print(f"{way:<14}: {seconds[way]:.0f} s ({jobs} process(es), "
               f"{per_process or max(1, threads // jobs)} thread(s) each)", flush=True)

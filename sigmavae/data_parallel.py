@@ -70,8 +70,7 @@ def sync_batch_norm(model: VAE, ctx: Context) -> VAE:
 
 class Objective(nn.Module):
     """The method's objective as a module's forward (VAE has encode/decode, no forward): what
-    DistributedDataParallel synchronises the backward of, and what a group's vmapped step calls
-    through ``torch.func.functional_call`` (one process: ``ONE_PROCESS``, no sizes). The config and
+    DistributedDataParallel synchronises the backward of. The config and
     the rank are attributes, not arguments: DDP copies its arguments to the device, rebuilding
     dataclasses on the way; a tuple of shard sizes passes through as it is."""
 

@@ -17,9 +17,8 @@ statistics into global-batch ones. The default, :data:`~sigmavae.distributed.LOC
 process: the shard is the batch, and every number is what it was before DDP existed.
 
 Objectives draw nothing: the noise of a step (ε of the reparameterisation; WAE's prior samples too)
-is drawn first by :func:`draw_noise`, from the model's own generator, and passed in, so that a
-group of models trained in one vmapped step (:mod:`sigmavae.training`) draws, model by model,
-exactly what each would draw alone. Objectives have no side effects: they read the model and never
+is drawn first by :func:`draw_noise`, from the model's own generator, and passed in (an exact
+resume restores that generator). Objectives have no side effects: they read the model and never
 write it. Where σ² comes from
 Eq. 10 (``sigma_update="closed_form"``), the objective returns the σ²_* it used in
 ``terms.sigma2_star`` and the training step stores it (:func:`sigmavae.epoch.run_epoch`).

@@ -23,7 +23,7 @@ directories, checkpoints and signals are :mod:`sigmavae.runs`; what torchrun add
 :mod:`sigmavae.data_parallel`; the networks' arithmetic (fp32, or bf16 where the hardware has it)
 is :mod:`sigmavae.precision`. The whole dataset sits on the device as one tensor; batches are
 slices of a seeded permutation. Several models train at once as separate processes
-(:func:`sigmavae.reproduce.train_concurrently`).
+(:func:`sigmavae.cache.train_missing`, ``sigmavae reproduce --jobs``).
 """
 
 from __future__ import annotations
