@@ -88,6 +88,9 @@ def check_file(path: Path) -> None:
     that does not parse or is not what its name says: a score without its kind, settings and
     value, a history that is not a list of epochs, a q̂ whose arrays do not make a mixture."""
     remedy = f"{REMEDY}: {path}"
+    if path.name.startswith("qhat-") and path.suffix == ".pt":
+        GaussianMixturePrior.load(path)  # one read: refuses, naming the file, what is wrong and the remedy
+        return
     content = read_file(path, remedy) if path.suffix in (".json", ".pt") else None
     problem = None
     if path.parent.name == "scores":
@@ -101,8 +104,6 @@ def check_file(path: Path) -> None:
     elif path.parent.name == "figures":
         if not (isinstance(content, dict) and all(isinstance(v, torch.Tensor) for v in content.values())):
             problem = "a figure file must hold a dict of tensors"
-    elif path.name.startswith("qhat-") and path.suffix == ".pt":
-        GaussianMixturePrior.load(path)  # refuses, naming the file, what is wrong and the remedy
     if problem:
         raise CorruptFileError(f"{path} is not a valid evidence entry ({problem}); {remedy}")
 
