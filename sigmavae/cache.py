@@ -117,15 +117,24 @@ def _claim_stage_1(config: TrainConfig, cache: Path, locks: contextlib.ExitStack
     return None if (target / "model.pt").is_file() else target
 
 
-def training_plan(configs, cache: str | os.PathLike) -> list[TrainConfig]:
-    """The models to train for ``configs``: each once, none already cached, and no stage-1 run
-    whose two-stage model is in the plan (:func:`cached_run` writes it at the stage switch).
-    Call again after training it: what is still missing then (a two-stage model that resumed past
-    its switch writes no stage-1 run) is the next plan."""
+def training_plan(configs, cache: str | os.PathLike, evidence_dir: Path | None = None) -> list[TrainConfig]:
+    """The models to train for ``configs``: each once, none already cached or in the evidence store
+    ``evidence_dir`` (its pages read it there; a page that needs what the store lacks trains the
+    model when it asks for it, :meth:`Store.model`), and no stage-1 run whose two-stage model is in
+    the plan (:func:`cached_run` writes it at the stage switch). Call again after training it: what
+    is still missing then (a two-stage model that resumed past its switch writes no stage-1 run) is
+    the next plan."""
     unique = list({config_key(c): c for c in configs}.values())
-    missing = [c for c in unique if not (run_dir(c, cache) / "model.pt").is_file()]
+    missing = [c for c in unique if not (run_dir(c, cache) / "model.pt").is_file()
+               and not in_evidence(c, cache, evidence_dir)]
     covered = {config_key(s) for c in missing if (s := stage_1_config(c)) is not None}
     return [c for c in missing if config_key(c) not in covered]
+
+
+def in_evidence(config: TrainConfig, cache: str | os.PathLike, evidence_dir: Path | None) -> bool:
+    """Whether the evidence store ``evidence_dir`` holds ``config``'s trained model's entry."""
+    rel = run_dir(config, cache).relative_to(Path(cache)) / "history.json"
+    return evidence.lookup(evidence_dir, rel) is not None
 
 
 def plan_lines(configs, runtime: Runtime) -> list[str]:
@@ -134,10 +143,12 @@ def plan_lines(configs, runtime: Runtime) -> list[str]:
     the median seconds per epoch of runs of its dataset, method and code size that this cache or
     the evidence store hold (with the machine that took them), or "unknown" where none is there."""
     unique = {config_key(c): c for c in configs}
-    plan = training_plan(configs, runtime.cache)
+    plan = training_plan(configs, runtime.cache, runtime.evidence)
     cached = sum(1 for c in unique.values() if (run_dir(c, runtime.cache) / "model.pt").is_file())
-    covered = len(unique) - len(plan) - cached
-    lines = [f"{len(unique)} models: {cached} cached, {len(plan)} to train"
+    stored = sum(1 for c in unique.values() if not (run_dir(c, runtime.cache) / "model.pt").is_file()
+                 and in_evidence(c, runtime.cache, runtime.evidence))
+    covered = len(unique) - len(plan) - cached - stored
+    lines = [f"{len(unique)} models: {cached} cached, {stored} in the evidence store, {len(plan)} to train"
              + (f", {covered} written by those at their stage switch" if covered else "")]
     total = 0.0
     for c in plan:
@@ -176,16 +187,18 @@ def _seconds_per_epoch(config: TrainConfig, runtime: Runtime) -> tuple[float, st
 
 
 def train_missing(configs, *, runtime: Runtime, jobs: int = 1, threads: int | None = None,
-                  log: Callable[[str], None] | None = print) -> int:
+                  log: Callable[[str], None] | None = print,
+                  on_trained: Callable[[TrainConfig], None] | None = None) -> int:
     """Train each of ``configs`` that is not cached yet (:func:`training_plan`, again until nothing
     is missing), into ``runtime``'s cache: in this process (``jobs=1``, each model announced
     before it trains), or ``jobs`` spawned processes at once, each with ``threads`` of torch's
     intra-op threads (default on a CPU: its threads ÷ ``jobs``; left to torch, each would take them
     all and the processes would fight over the cores). As each model finishes, ``log`` gets a line
     saying which, after how long, and about how long is left (the wall time per finished model so
-    far times the models left). Returns how many were trained."""
+    far times the models left), and ``on_trained`` gets its config (``reproduce`` puts it into the
+    evidence store there and then). Returns how many were trained."""
     log = log or (lambda line: None)
-    plan = training_plan(configs, runtime.cache)
+    plan = training_plan(configs, runtime.cache, runtime.evidence)
     if not plan:
         return 0
     if threads is None and jobs > 1 and resolve_device(runtime.device).type == "cpu":
@@ -203,7 +216,9 @@ def train_missing(configs, *, runtime: Runtime, jobs: int = 1, threads: int | No
                 left = elapsed / done * (planned - done)
                 eta = f"; about {left / 60:.0f} min left" if done < planned else ""
                 log(f"trained {done} of {planned} ({model_name(config)}) after {elapsed / 60:.1f} min{eta}")
-            plan = training_plan(configs, runtime.cache)  # what the first plan left
+                if on_trained is not None:
+                    on_trained(config)
+            plan = training_plan(configs, runtime.cache, runtime.evidence)  # what the first plan left
     return done
 
 
@@ -331,11 +346,12 @@ class Store:
         (:func:`train_missing`, a line per model when the runtime reports progress: a notebook
         run with papermill's --log-output shows them in the terminal). A model in the store whose
         page needs something the store lacks is trained when it is asked for (:meth:`model`)."""
-        configs = [c for c in configs if self._stored(self.run_dir(c) / "history.json") is None
-                   or (self.run_dir(c) / "model.pt").is_file()]
-        missing = {config_key(c) for c in configs if not (self.run_dir(c) / "model.pt").is_file()}
+        def written():
+            return {config_key(c) for c in configs if (self.run_dir(c) / "model.pt").is_file()}
+
+        before = written()
         train_missing(configs, runtime=self.runtime, log=print if self.progress else None)
-        self.computed["model"] += len(missing)
+        self.computed["model"] += len(written() - before)  # the stage-1 runs written at a switch too
 
     def qhat(self, config: TrainConfig, components: int, seed: int, points: int | None = None):
         """q̂ (Eq. 13) of ``config``'s model: ``components`` Gaussians fitted on one posterior

@@ -102,10 +102,35 @@ def check_file(path: Path) -> None:
     elif path.name in ("config.json", "run.json") and not isinstance(content, dict):
         problem = "must be a JSON object"
     elif path.parent.name == "figures":
-        if not (isinstance(content, dict) and all(isinstance(v, torch.Tensor) for v in content.values())):
-            problem = "a figure file must hold a dict of tensors"
+        problem = _figure_problem(path.name.split("-")[0], content)
     if problem:
         raise CorruptFileError(f"{path} is not a valid evidence entry ({problem}); {remedy}")
+
+
+# What each figure entry holds: tensor names, their dimensions (all of one entry share one shape)
+# and, where fixed, their dtype. An entry of a figure not listed here must hold tensors alone.
+FIGURES = {"samples": ({"images": 4}, torch.uint8),  # [N, C, H, W], 8 bits per pixel
+           "decoded": ({"x": 4, "recon": 4, "sigma2_recon": 4, "samples": 4, "sigma2_samples": 4}, None),
+           "densities": ({"aggregate": 2, "qhat": 2}, None)}  # log densities on a [G, G] grid
+
+
+def _figure_problem(name: str, content) -> str | None:
+    """What is wrong with a figure entry named ``name`` holding ``content``, or None."""
+    if not (isinstance(content, dict) and all(isinstance(v, torch.Tensor) for v in content.values())):
+        return "a figure file must hold a dict of tensors"
+    if name not in FIGURES:
+        return None
+    dims, dtype = FIGURES[name]
+    if set(content) != set(dims):
+        return f"a {name} figure holds {', '.join(sorted(dims))}, not {', '.join(sorted(content))}"
+    shapes = {tuple(v.shape) for v in content.values()}
+    wrong = [f"{k} {tuple(v.shape)}" for k, v in content.items() if v.dim() != dims[k]]
+    if wrong or len(shapes) > 1:
+        return f"a {name} figure's tensors share one shape of {max(dims.values())} dimensions, here " + \
+            ", ".join(f"{k} {tuple(v.shape)}" for k, v in content.items())
+    if dtype is not None and any(v.dtype != dtype for v in content.values()):
+        return f"a {name} figure's tensors are {dtype}"
+    return None
 
 
 def check(store: Path) -> int:

@@ -25,7 +25,7 @@ import papermill
 
 from . import evidence
 from .artefacts import ARTEFACTS, required_configs, resolve
-from .cache import config_key, plan_lines, run_dir, train_missing
+from .cache import config_key, plan_lines, run_dir, train_missing, training_plan
 from .params import PROFILES, unknown_names
 from .sweeps import train_with_submitit
 
@@ -92,21 +92,32 @@ def reproduce(profile: str, *, notebooks_dir: str | Path = "notebooks", out_dir:
         timings.append((name, time.perf_counter() - start))
         log(f"{name}: done in {timings[-1][1]:.0f} s → {out / f'{name}.ipynb'}")
     if runtime.evidence is not None:  # what this machine computed outlives it
-        names = {run_dir(c, runtime.cache).name for c in configs}
-        log(f"evidence store {runtime.evidence}: {evidence.put(runtime.cache, runtime.evidence, runs=names)}")
+        log(f"evidence store {runtime.evidence}: {_put(configs, runtime)}")
     log(f"total {sum(t for _, t in timings):.0f} s for {len(timings)} steps")
     return timings
 
 
+def _put(configs, runtime) -> evidence.Report:
+    """The finished entries of ``configs``' models (and the scores of no model) from the cache
+    into the evidence store."""
+    names = {run_dir(c, runtime.cache).name for c in configs}
+    return evidence.put(runtime.cache, runtime.evidence, runs=names)
+
+
 def _train_first(configs, runtime, jobs: int, executor: str, submitit_options: dict | None, log) -> float:
-    """Train ``configs`` (those not cached), ``jobs`` at a time; the seconds it took."""
+    """Train ``configs`` (those neither cached nor in the evidence store), ``jobs`` at a time, each
+    model put into the evidence store as soon as it is trained (a machine that goes away loses the
+    models in training alone); the seconds it took."""
     start = time.perf_counter()
-    log(f"the notebooks need {len(configs)} models; training those not cached yet, {jobs} at a time "
-        f"({executor})")
+    log(f"the notebooks need {len(configs)} models; training those not cached or stored yet, {jobs} at a "
+        f"time ({executor})")
+    stored = None if runtime.evidence is None else (
+        lambda c: log(f"  into {runtime.evidence}: {str(_put(configs, runtime)).splitlines()[0]}"))
     if executor == "submitit":
-        train_with_submitit(configs, jobs, runtime, **(submitit_options or {}))
-    elif not train_missing(configs, runtime=runtime, jobs=jobs, log=log):
-        log(f"all {len({config_key(c) for c in configs})} models are cached: nothing to train")
+        train_with_submitit(training_plan(configs, runtime.cache, runtime.evidence), jobs, runtime,
+                            **(submitit_options or {}))
+    elif not train_missing(configs, runtime=runtime, jobs=jobs, log=log, on_trained=stored):
+        log(f"all {len({config_key(c) for c in configs})} models are cached or stored: nothing to train")
     seconds = time.perf_counter() - start
     log(f"training: done in {seconds:.0f} s")
     return seconds

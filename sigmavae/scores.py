@@ -52,15 +52,19 @@ def latent_distribution(store: Store, config: TrainConfig, p: Params, seed: int,
 def samples(store: Store, config: TrainConfig, p: Params, seed: int, n: int, source: str,
             components: int | None = None) -> torch.Tensor:
     """``n`` decoder means g(z), z from ``source`` (q̂ with ``components``, default
-    ``p.components``, or the prior), drawn with ``seed``: a sample grid, kept as a figure entry."""
+    ``p.components``, or the prior), drawn with ``seed``: a sample grid, kept as a figure entry in
+    8 bits per pixel, as a picture shows it (a quarter of float32's bytes: the grids are most of
+    the evidence store), and returned as floats in [0, 1] read from those 8 bits."""
     m = components or p.components
-    settings = {"n": n, "seed": seed, "source": source, **({"components": m} if source == "qhat" else {})}
+    settings = {"n": n, "seed": seed, "source": source, "pixels": "uint8",
+                **({"components": m} if source == "qhat" else {})}
 
     def compute():
         dist = qhat(store, config, p, seed, m) if source == "qhat" else StandardNormalPrior(config.latent_dim)
-        return {"images": generate(store.model(config), dist, n, seed)}
+        means = generate(store.model(config), dist, n, seed)  # in (0, 1): the decoder's sigmoid
+        return {"images": (means.float().clamp(0, 1) * 255).round().to(torch.uint8)}
 
-    return store.figure(config, "samples", settings, compute)["images"]
+    return store.figure(config, "samples", settings, compute)["images"].float() / 255
 
 
 def decoded(store: Store, config: TrainConfig, p: Params, seed: int) -> dict[str, torch.Tensor]:

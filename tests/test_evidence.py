@@ -105,6 +105,21 @@ def test_bad_history_qhat_and_schema_are_refused_when_read(tmp_path):
         evidence.check(store)
 
 
+@pytest.mark.parametrize("name,content,problem", [
+    ("samples", {"images": torch.zeros(4, 1, 28, 28)}, "samples figure's tensors are torch.uint8"),
+    ("samples", {"images": torch.zeros(4, 28, 28, dtype=torch.uint8)}, "share one shape of 4 dimensions"),
+    ("densities", {"aggregate": torch.zeros(9, 9), "qhat": torch.zeros(9, 8)}, r"qhat \(9, 8\)"),
+    ("decoded", {"x": torch.zeros(2, 1, 4, 4)}, "holds recon, samples, .*, x, not x"),
+    ("samples", [torch.zeros(1)], "must hold a dict of tensors"),
+])
+def test_a_figure_entry_of_the_wrong_shape_or_kind_is_refused_naming_it(tmp_path, name, content, problem):
+    path = tmp_path / "evidence" / "runs" / "synthetic-sigma-0" / "figures" / f"{name}-abc.pt"
+    path.parent.mkdir(parents=True)
+    torch.save(content, path)
+    with pytest.raises(CorruptFileError, match=rf"{name}-abc.pt is not a valid evidence entry \(.*{problem}"):
+        evidence.lookup(tmp_path / "evidence", path.relative_to(tmp_path / "evidence"))
+
+
 def _put(source, store):
     return evidence.put(source, store).added
 
@@ -185,3 +200,28 @@ def test_two_machines_seeds_in_one_store_then_both_seeds_execute_training_and_lo
         both = run(artefact, "third", [0, 1], store)
         assert list(pick(both).values) == [pick(alone[artefact, s]).values[0] for s in (0, 1)]
         assert both.computed["trained"] and not (tmp_path / "third" / "runs").exists()
+
+
+def test_a_sample_grid_is_kept_in_8_bits_and_reads_back_as_the_decoder_means(tmp_path):
+    """A sample grid's entry holds what a picture shows, each decoder mean to the nearest of 256
+    levels (a quarter of float32's bytes), and a machine reading it from the store gets the very
+    tensor the computing machine drew."""
+    from sigmavae import experiments, scores
+    from sigmavae.fid import generate
+    from sigmavae.sampling import StandardNormalPrior
+
+    store = Store(runtime=Runtime(device="cpu", cache_dir=tmp_path / "a", progress=False, precision="fp32",
+                                  evidence_dir=tmp_path / "nowhere"))
+    config = TrainConfig(**SMALL)
+    store.train([config])
+    p = experiments.resolve("table2", profile="smoke", progress=False)
+    drawn = scores.samples(store, config, p, 0, 16, "prior")
+    means = generate(store.model(config), StandardNormalPrior(config.latent_dim), 16, 0)
+    assert drawn.dtype == torch.float32 and drawn.shape == means.shape
+    assert (drawn - means).abs().max() <= 0.5 / 255 + 1e-6 and not torch.equal(drawn, means)
+    entry = next((tmp_path / "a" / "runs").glob("*/figures/samples-*.pt"))
+    assert torch.load(entry, weights_only=True)["images"].dtype == torch.uint8
+    evidence.put(tmp_path / "a", tmp_path / "evidence")
+    fresh = Store(runtime=reading(tmp_path, tmp_path / "evidence"))
+    assert torch.equal(scores.samples(fresh, config, p, 0, 16, "prior"), drawn)
+    assert fresh.computed == {}

@@ -84,7 +84,39 @@ def test_the_plan_says_what_is_cached_and_what_the_rest_costs_before_anything_ru
     cached_run(TrainConfig(**TINY), runtime=here)
     seconds = load_run(run_dir(TrainConfig(**TINY), tmp_path / "cache"))[2][0]["seconds"]
     lines = plan_lines([TrainConfig(**TINY), two, TrainConfig(**TINY, seed=1)], here)
-    assert lines[0] == "3 models: 1 cached, 2 to train"
+    assert lines[0] == "3 models: 1 cached, 0 in the evidence store, 2 to train"
     assert lines[1].startswith("  synthetic sigma by Adam on σ, z 2-d, seed 0: 1 + 1 epochs, about 0 min")
     assert f"({seconds:.0f} s per epoch on " in lines[1] and lines[-1].startswith("about 0.0 h of training")
     assert not (tmp_path / "cache" / "runs" / run_dir(two, tmp_path).name).exists()  # nothing ran
+
+
+def test_each_model_trained_goes_into_the_evidence_store_at_once_and_is_not_trained_again(tmp_path):
+    """`reproduce --train-only`: each model is put into the evidence store as soon as it is
+    trained (before the next one finishes); a machine with an empty cache and that store then plans
+    nothing and trains nothing, and says so."""
+    from sigmavae import evidence
+    from sigmavae.reproduce import _train_first
+
+    configs = [TrainConfig(**TINY, seed=s) for s in (0, 1)]
+    here = Runtime(device="cpu", cache_dir=tmp_path / "cache", progress=False, precision="fp32",
+                   evidence_dir=tmp_path / "evidence")
+    seen = []
+
+    def log(line):
+        seen.append(line)
+        if line.startswith("trained 1 of 2"):  # the first model is in the store before the second trains
+            assert len(list((tmp_path / "evidence" / "runs").glob("*/history.json"))) == 0
+        if line.startswith("  into"):
+            seen.append(sorted(p.parent.name for p in (tmp_path / "evidence" / "runs").glob("*/history.json")))
+
+    _train_first(configs, here, 1, "processes", None, log)
+    names = [run_dir(c, tmp_path).name for c in configs]
+    assert [names[:1], names] == [line for line in seen if isinstance(line, list)]
+    assert evidence.check(tmp_path / "evidence") == 6  # config, run and history of each
+    fresh = Runtime(device="cpu", cache_dir=tmp_path / "empty", progress=False,
+                    evidence_dir=tmp_path / "evidence")
+    assert plan_lines(configs, fresh) == ["2 models: 0 cached, 2 in the evidence store, 0 to train"]
+    lines = []
+    _train_first(configs, fresh, 1, "processes", None, lines.append)
+    assert "2 models are cached or stored: nothing to train" in lines[1]
+    assert not (tmp_path / "empty" / "runs").exists()
