@@ -265,6 +265,8 @@ class Store:
         self._used: set[str] = set()  # the config keys of the models counted in it
         self._run_dirs: dict = {}  # config key → a run directory outside the cache (attach)
         self.computed: Counter = Counter()
+        self._planned: list[str] = []  # the config keys a page declared (train), in order: progress lines
+        self._start = time.perf_counter()
         self._models: dict = {}
         self._qhats: dict = {}
         self._images: dict = {}
@@ -346,6 +348,8 @@ class Store:
         (:func:`train_missing`, a line per model when the runtime reports progress: a notebook
         run with papermill's --log-output shows them in the terminal). A model in the store whose
         page needs something the store lacks is trained when it is asked for (:meth:`model`)."""
+        self._planned += [k for k in dict.fromkeys(config_key(c) for c in configs) if k not in self._planned]
+
         def written():
             return {config_key(c) for c in configs if (self.run_dir(c) / "model.pt").is_file()}
 
@@ -371,7 +375,7 @@ class Store:
                 qhat = fit_aggregate_posterior(self.model(config), self.images(config.dataset, "train"),
                                                components, seed=seed, points=points)
                 self._say(f"q̂ of {model_name(config)}: {components} components fitted in "
-                          f"{qhat.fit_seconds:.0f} s")
+                          f"{qhat.fit_seconds:.0f} s", config)
                 qhat.save(path)
                 atomic_write(timing, json.dumps({"fit_seconds": qhat.fit_seconds}))
                 self.computed["qhat"] += 1
@@ -391,18 +395,25 @@ class Store:
             start = time.perf_counter()
             value = {k: v.detach().cpu().contiguous() for k, v in compute().items()}
             self._say(f"{name} of {model_name(config) if config is not None else 'no model'}: drawn in "
-                      f"{time.perf_counter() - start:.0f} s")
+                      f"{time.perf_counter() - start:.0f} s", config)
             atomic_write(path, value)
             self.computed["figure"] += 1
         if config is not None:
             self._use(config)
         return value if found is None else read_file(found, f"delete {found}: it is drawn again")
 
-    def _say(self, line: str) -> None:
-        """A line per computed q̂ and score, with its time, where the runtime reports progress: a
-        page's scoring phase is not silent (papermill's --log-output shows it)."""
-        if self.progress:
-            print(f"  {line}", flush=True)
+    def _say(self, line: str, config: TrainConfig | None = None) -> None:
+        """A line per computed q̂, score and figure, with its time, where the runtime reports
+        progress: a page's scoring phase is not silent (papermill's --log-output shows it). Where
+        the page declared its models (:meth:`train`), the line says which of them this is and how
+        long the page has scored so far, e.g. ``[model 3 of 15, 4.2 min so far]``: a page scores
+        its models in that order, pass after pass (q̂ and FIDs, then the checks, then the figures)."""
+        if not self.progress:
+            return
+        key = config_key(config) if config is not None else None
+        i = self._planned.index(key) + 1 if key in self._planned else None
+        where = f"model {i} of {len(self._planned)}, " if i else ""
+        print(f"  {line} [{where}{(time.perf_counter() - self._start) / 60:.1f} min so far]", flush=True)
 
     def _stored(self, path: Path) -> Path | None:
         """``path`` (a file of the cache) where it is there, else the evidence store's copy of it
@@ -429,7 +440,7 @@ class Store:
         start = time.perf_counter()
         value = compute()
         self._say(f"{kind} of {model_name(config) if config is not None else 'no model'}: computed in "
-                  f"{time.perf_counter() - start:.0f} s")
+                  f"{time.perf_counter() - start:.0f} s", config)
         atomic_write(path, json.dumps({"kind": kind, "settings": settings, "value": value,
                                        "precision": self.precision, "machine": machine(str(self.device)),
                                        "commit": commit()}, indent=1))

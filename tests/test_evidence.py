@@ -155,9 +155,12 @@ def test_each_computed_qhat_and_score_says_so_with_its_time(tmp_path, capsys):
     capsys.readouterr()
     store.qhat(config, 3, 0)
     store.score(config, "answer", {}, lambda: {"mean": 1.0})
+    store.score(None, "shared", {}, lambda: {"mean": 1.0})
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("  q̂ of synthetic sigma by Adam on σ, z 2-d, seed 0: 3 components fitted in ")
     assert lines[1].startswith("  answer of synthetic sigma by Adam on σ, z 2-d, seed 0: computed in ")
+    assert lines[0].endswith(" min so far]") and "[model 1 of 1, " in lines[1]  # which of the page's models
+    assert lines[2].startswith("  shared of no model: computed in ") and "model" not in lines[2].split("[")[1]
     Store(runtime=store.runtime).score(config, "answer", {}, lambda: {"mean": 2.0})
     assert capsys.readouterr().out == ""
 

@@ -107,7 +107,8 @@ def test_each_model_trained_goes_into_the_evidence_store_at_once_and_is_not_trai
         if line.startswith("trained 1 of 2"):  # the first model is in the store before the second trains
             assert len(list((tmp_path / "evidence" / "runs").glob("*/history.json"))) == 0
         if line.startswith("  into"):
-            seen.append(sorted(p.parent.name for p in (tmp_path / "evidence" / "runs").glob("*/history.json")))
+            stored = (tmp_path / "evidence" / "runs").glob("*/history.json")
+            seen.append(sorted(p.parent.name for p in stored))
 
     _train_first(configs, here, 1, "processes", None, log)
     names = [run_dir(c, tmp_path).name for c in configs]
