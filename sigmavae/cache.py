@@ -35,6 +35,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -48,7 +49,7 @@ from .config import TrainConfig
 from .data import load_dataset
 from .fid import make_extractor
 from .precision import resolve_precision
-from .runs import load_run, place_run, run_precision
+from .runs import TrainingInterrupted, load_run, place_run, run_precision
 from .runtime import Runtime, atomic_write, commit, machine, read_file, resolve_device
 from .sampling import GaussianMixturePrior, fit_aggregate_posterior
 from .training import model_name, stage_1_config, stages, train
@@ -234,10 +235,21 @@ def _trained(plan, runtime: Runtime, pool, log, of: str, done: int):
             yield c
         return
     quiet = dataclasses.replace(runtime, progress=False)
-    futures = {pool.submit(cached_run, c, runtime=quiet): c for c in plan}
+    futures = {pool.submit(_train_in_pool, c, quiet): c for c in plan}
     for future in as_completed(futures):
         future.result()
         yield futures[future]
+
+
+def _train_in_pool(config: TrainConfig, runtime: Runtime) -> Path:
+    """:func:`cached_run` in a process of the pool. A signal that stopped the training (its
+    checkpoint written) ends the process too: a pool's process would otherwise go on to the
+    trainings already queued for it, after ``reproduce`` itself was stopped."""
+    try:
+        return cached_run(config, runtime=runtime)
+    except TrainingInterrupted as stopped:
+        print(stopped, file=sys.stderr, flush=True)
+        os._exit(128 + int(stopped.signum))
 
 
 def _set_threads(threads: int | None) -> None:

@@ -121,3 +121,25 @@ def test_each_model_trained_goes_into_the_evidence_store_at_once_and_is_not_trai
     _train_first(configs, fresh, 1, "processes", None, lines.append)
     assert "2 models are cached or stored: nothing to train" in lines[1]
     assert not (tmp_path / "empty" / "runs").exists()
+
+
+def test_a_signal_that_stops_a_training_ends_its_pool_process(tmp_path, monkeypatch):
+    """SIGTERM to `reproduce --jobs 2` (its process group): each process of the pool checkpoints
+    its model and must then exit, not go on to the trainings already queued for it (it did: a
+    stopped reproduce left a process training the next model)."""
+    import signal
+
+    from sigmavae import cache
+    from sigmavae.runs import TrainingInterrupted
+
+    def stopped(config, runtime):
+        raise TrainingInterrupted(signal.SIGTERM, "somewhere/checkpoint.pt")
+
+    exits = []
+    monkeypatch.setattr(cache, "cached_run", stopped)
+    monkeypatch.setattr(cache.os, "_exit", exits.append)
+    cache._train_in_pool(TrainConfig(**TINY), Runtime(device="cpu", cache_dir=tmp_path))
+    assert exits == [128 + signal.SIGTERM]
+    monkeypatch.setattr(cache, "cached_run", lambda config, runtime: tmp_path)
+    assert cache._train_in_pool(TrainConfig(**TINY), Runtime(device="cpu", cache_dir=tmp_path)) == tmp_path
+    assert exits == [128 + signal.SIGTERM]
