@@ -6,8 +6,11 @@
 # Fashion-MNIST) the block's trainings, J processes at once (`reproduce --train-only --jobs J`), then
 # its notebooks one at a time; what the limit cuts short is dropped: a notebook comes back executed
 # to its end, with its results JSON, or not at all. Then bench/gmm_speed.py at CelebA's size if
-# time is left. What comes back ($OUT, ≤ 8 files of ≤ 16 MiB, one folder deep): notebooks-<ds>.tar.gz
-# (executed notebooks + results/), timings.txt, device.txt, log.txt.
+# time is left. Models already in the repository's evidence store are not trained again (their pages
+# read them there). What comes back ($OUT, ≤ 8 files of ≤ 16 MiB, one folder deep):
+# notebooks-<ds>.tar.gz (executed notebooks + results/), evidence-<ds>.tar.gz (the evidence-store
+# entries of every model this run finished, scores and figures included: bench/import_gpu_run.sh puts
+# them into evidence/ with `sigmavae evidence put`), timings.txt, device.txt, log.txt.
 #
 #   bash bench/gpu_paper.sh prepare                 # here, once: .whl, .devdata; prints the travel size
 #   REHEARSE=1 OUT=/tmp/gpu bash bench/gpu_paper.sh  # here, on CPU: every step at the smoke profile
@@ -68,6 +71,7 @@ LOG=$OUT/log.txt TIMES=$OUT/timings.txt
 say() { echo "$*" | tee -a "$LOG"; }
 left() { echo $((deadline - SECONDS)); }
 export PYTHONUNBUFFERED=1 PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} SIGMAVAE_CACHE=$WORK/cache
+export SIGMAVAE_EVIDENCE=$ROOT/evidence  # read: what is stored is not trained again
 
 # 1. the carried wheels, into a bare target
 if [ "${REHEARSE:-0}" = 1 ]; then
@@ -157,9 +161,18 @@ if [ "$(left)" -gt 60 ]; then
   timeout $(( $(left) - 5 )) python3 bench/gmm_speed.py --device "$DEVICE" $GMM 2>&1 | tee -a "$TIMES" || say "gmm_speed cut short"
 fi
 
-# 7. pack: one archive per dataset, at most 8 files of at most 16 MiB, one folder deep
+# 7. pack: one archive per dataset, at most 8 files of at most 16 MiB, one folder deep. The store
+# entries are those of this run's cache (every model it finished, whatever the limit cut short after)
+if [ -d "$WORK/cache/runs" ]; then
+  python3 -m sigmavae.cli evidence put "$WORK/cache" --into "$WORK/evidence" | tee -a "$LOG"
+fi
+first=1
 for ds in $DATASETS; do
   if [ -n "$(ls "$WORK/done/$ds"/*.ipynb 2>/dev/null)" ]; then tar -czf "$OUT/notebooks-$ds.tar.gz" -C "$WORK/done/$ds" .; fi
+  entries=$(cd "$WORK/evidence" 2>/dev/null && ls -d runs/"$ds"-* 2>/dev/null || true)
+  shared=$( [ "$first" = 1 ] && cd "$WORK/evidence" 2>/dev/null && ls -d scores 2>/dev/null || true)
+  if [ -n "$entries$shared" ]; then tar -czf "$OUT/evidence-$ds.tar.gz" -C "$WORK/evidence" schema.json $entries $shared; fi
+  first=0
 done
 files=$(find "$OUT" -type f | wc -l)
 big=$(find "$OUT" -type f -size +16M)

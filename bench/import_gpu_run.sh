@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The files a device run of bench/gpu_paper.sh returned (DIR: the device tool's files_at) → the
 # repository: executed notebooks into notebooks/paper/ (MNIST) and notebooks/paper/fashion_mnist/,
-# their results JSON into results/paper/, timings, the machine and the log into bench/results/gpu/.
+# their results JSON into results/paper/, the evidence-store entries into evidence/ (`sigmavae evidence
+# put`: an entry already there is kept, a different one reported), timings, the machine and the log
+# into bench/results/gpu/.
 # Only what came back complete is there (gpu_paper.sh drops a notebook the limit cut short); the
 # rest of the repository is left as it is. Prints what it imported.
 #
@@ -9,6 +11,7 @@
 set -euo pipefail
 DIR=${1:?usage: bash bench/import_gpu_run.sh DIR (the folder of files the device run returned)}
 [ -f "$DIR/device.txt" ] || { echo "$DIR has no device.txt: not what bench/gpu_paper.sh returns" >&2; exit 2; }
+PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 mkdir -p bench/results/gpu results/paper
 cp "$DIR"/device.txt "$DIR"/timings.txt "$DIR"/log.txt bench/results/gpu/ 2>/dev/null || true
 for archive in "$DIR"/notebooks-*.tar.gz; do
@@ -28,6 +31,14 @@ for archive in "$DIR"/notebooks-*.tar.gz; do
     cp "$json" results/paper/
     echo "imported results/paper/$(basename "$json")"
   done
+  rm -rf "$tmp"
+done
+for archive in "$DIR"/evidence-*.tar.gz; do
+  [ -e "$archive" ] || continue
+  tmp=$(mktemp -d)
+  tar -xzf "$archive" -C "$tmp"
+  echo "$(basename "$archive") into evidence/:"
+  "$PY" -m sigmavae.cli evidence put "$tmp" --into evidence
   rm -rf "$tmp"
 done
 echo "timings: bench/results/gpu/timings.txt; the book shows the new pages after: python book/pages.py --write && python book/readme_results.py --write"

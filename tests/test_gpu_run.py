@@ -76,3 +76,39 @@ def test_what_comes_back_is_imported_where_the_book_reads_it(tmp_path):
     bad = subprocess.run(["bash", "bench/import_gpu_run.sh", str(tmp_path)], cwd=repo, capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "not what bench/gpu_paper.sh returns" in bad.stderr
+
+
+def test_the_evidence_a_device_run_returns_goes_into_the_store_and_never_overwrites(tmp_path):
+    """gpu_paper.sh packs the store entries of every model it finished (evidence-<ds>.tar.gz);
+    the import puts them into the repository's evidence/: new entries added, an entry already there
+    with other content kept and reported."""
+    import os
+
+    from sigmavae import evidence
+    from sigmavae.cache import Store
+    from sigmavae.config import TrainConfig
+    from sigmavae.runtime import Runtime
+
+    repo, back = tmp_path / "repo", tmp_path / "back"
+    (repo / "bench").mkdir(parents=True)
+    shutil.copy(ROOT / "bench" / "import_gpu_run.sh", repo / "bench")
+    device = Store(runtime=Runtime(device="cpu", cache_dir=tmp_path / "device-cache", progress=False,
+                                   precision="fp32", evidence_dir=tmp_path / "nowhere"))
+    config = TrainConfig(dataset="synthetic", latent_dim=2, epochs1=1, epochs2=0)
+    device.train([config])
+    device.score(config, "answer", {}, lambda: {"mean": 1.0})
+    evidence.put(tmp_path / "device-cache", tmp_path / "packed")
+    back.mkdir()
+    (back / "device.txt").write_text("an H200")
+    with tarfile.open(back / "evidence-synthetic.tar.gz", "w:gz") as tar:
+        for path in (tmp_path / "packed").iterdir():
+            tar.add(path, arcname=path.name)
+    score = next((tmp_path / "packed").rglob("scores/answer-*.json")).relative_to(tmp_path / "packed")
+    (repo / "evidence" / score).parent.mkdir(parents=True)
+    (repo / "evidence" / score).write_text(json.dumps({"kind": "answer", "settings": {}, "value": {"mean": 2}}))
+    out = subprocess.run(["bash", "bench/import_gpu_run.sh", str(back)], cwd=repo, capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHON": sys.executable}).stdout
+    assert "evidence-synthetic.tar.gz into evidence/:" in out
+    assert "3 files added, 0 already there, 1 conflicting (kept as they were)" in out and str(score) in out
+    assert json.loads((repo / "evidence" / score).read_text())["value"] == {"mean": 2}  # the first stays
+    assert evidence.check(repo / "evidence") == 4
