@@ -105,7 +105,8 @@ def test_the_evidence_a_device_run_returns_goes_into_the_store_and_never_overwri
             tar.add(path, arcname=path.name)
     score = next((tmp_path / "packed").rglob("scores/answer-*.json")).relative_to(tmp_path / "packed")
     (repo / "evidence" / score).parent.mkdir(parents=True)
-    (repo / "evidence" / score).write_text(json.dumps({"kind": "answer", "settings": {}, "value": {"mean": 2}}))
+    other = {"kind": "answer", "settings": {}, "value": {"mean": 2}}  # this machine's, computed before
+    (repo / "evidence" / score).write_text(json.dumps(other))
     out = subprocess.run(["bash", "bench/import_gpu_run.sh", str(back)], cwd=repo, capture_output=True,
                          text=True, check=True, env={**os.environ, "PYTHON": sys.executable}).stdout
     assert "evidence-synthetic.tar.gz into evidence/:" in out
