@@ -93,6 +93,20 @@ def kl_divergence_mc(q, p, n: int = 10_000, runs: int = 10, seed: int = 0) -> tu
     return float(t.mean()), float(t.std()) if runs > 1 else math.nan
 
 
+def kl_divergences_mc(q, targets: dict, n: int, runs: int, seed: int = 0) -> dict[str, list[float]]:
+    """KL(q‖t) for each ``targets`` t (name → distribution with ``log_prob``), by Monte Carlo from
+    the same z ~ q: ``runs`` estimates of ``n`` samples each, per name a list of the runs'
+    estimates (those of two targets are paired run by run). log q is computed once per run: the
+    aggregate posterior's (Eq. 12) is the costly one."""
+    out: dict[str, list[float]] = {name: [] for name in targets}
+    for r in range(runs):
+        z = q.sample(n, seed=seed + r)
+        log_q = q.log_prob(z).double()
+        for name, t in targets.items():
+            out[name].append(float((log_q - t.log_prob(z).double()).mean()))
+    return out
+
+
 # ----------------------------------------------------------------------------- a reference that ignores z
 
 @torch.no_grad()

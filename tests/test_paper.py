@@ -107,6 +107,26 @@ def test_table1_the_learned_sigma2_between_001_and_01(values, verdict, margin, s
     check(claim, verdict, margin, se)
 
 
+def _shares(effective: float, small: float, se: float = 0.01) -> dict:
+    labels = ["1", "0.5", "0.1", "0.05", "0.02", "0.01", "learned"]
+    return {k: Estimate([small if k in paper.EXTREMELY_SMALL else effective], [se]) for k in labels}
+
+
+@pytest.mark.parametrize("effective,small,verdicts", [
+    (0.95, 0.6, ["holds", "holds"]),  # q̂ removes 95% of KL(q‖p), but 60% at σ² = 0.02 and 0.01
+    (0.85, 0.6, ["fails", "holds"]),  # 85% < the 90% that "effectively" is taken to mean
+    (0.95, 0.99, ["holds", "fails"]),  # better at the extremely small σ²
+    (0.91, 0.9, ["unresolved", "unresolved"]),  # within two standard errors of 90%, and of each other
+])
+def test_section51_qhat_fits_the_aggregate_posterior_but_at_tiny_sigma2(effective, small, verdicts):
+    claims = paper.aggregate_fit_claims(_shares(effective, small))
+    assert [c.verdict for c in claims] == verdicts
+    assert "(0.02, 0.01)" in claims[0].text and "learned one included" in claims[0].text
+    assert claims[0].margin == pytest.approx(effective - 0.9)
+    collapsed = paper.aggregate_fit_claims(_shares(0.95, 0.6), collapsed_models=["0.5"])
+    assert [c.verdict for c in collapsed] == ["unresolved", "unresolved"]
+
+
 def test_table1_without_error_estimates_nothing_is_decided():
     kl = {k: one(m) for k, (m, _) in KL_T1.items()}
     claims = table1(kl)
