@@ -93,7 +93,7 @@ def figure1(p: Params, store: Store | None = None) -> Outcome:
     by = per_seed(p, one)
     beats, collapsed = collapse(p, store, lambda seed: sweep_models(p, seed))
     diff = paired_fids(p, store, both_sources(p, lambda seed: sweep_models(p, seed)))
-    claims = paper.figure1_claims(by["elbo"], by["fid_qhat"], diff, collapsed)
+    claims = paper.figure1_claims(by["elbo"], by["fid_qhat"], diff, collapsed, kl=by["kl"])
     numbers = {**by, "fid_kind": fid_kind(store, p), "beats_mean_image": beats, "collapsed": collapsed,
                "epochs": epochs_of(sweep_models(p, p.seeds[0]))}
     return Outcome("figure1", p, numbers, claims, headline=headlines.figure1(numbers),

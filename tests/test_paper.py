@@ -153,17 +153,37 @@ FID_PRIOR_F1 = {"1": 65.0, "0.5": 52.0, "0.1": 40.0, "0.05": 45.0, "0.02": 70.0,
                 "learned": 30.0}
 
 
-def figure1(elbo=None, qhat=None, prior=None, se=1.0):
+def figure1(elbo=None, qhat=None, prior=None, se=1.0, kl=None):
     def est(base, changes):
         return {k: one(v, se) for k, v in (base | (changes or {})).items()}
 
     fid_qhat, fid_prior = est(FID_QHAT_F1, qhat), est(FID_PRIOR_F1, prior)
     fids = {("qhat", k): v for k, v in fid_qhat.items()} | {("prior", k): v for k, v in fid_prior.items()}
-    return paper.figure1_claims(est(ELBO_F1, elbo), fid_qhat, paper.unpaired(fids))
+    kl = kl or {k: one(m, None if se is None else s) for k, (m, s) in KL_T1.items()}
+    return paper.figure1_claims(est(ELBO_F1, elbo), fid_qhat, paper.unpaired(fids), kl=kl)
+
+
+def test_figure1b_the_gap_grows_at_every_step_or_the_claim_fails():
+    """Gaps (prior − q̂) 5, 7, 18, 30, 50, 75 from σ² = 1 down, each of error √2: the first step
+    (+2 ± 2) is within noise, the others hold; a gap that shrinks by 20 at one step fails the claim."""
+    grows = figure1()[3]
+    check(grows, "unresolved", 7.0 - 5.0, 2.0)  # the weakest step: σ² = 0.5 over σ² = 1
+    assert grows.text.startswith("the prior − q̂ FID gap grows as σ² gets smaller")
+    steady = figure1(prior={"0.5": 60.0, "0.1": 52.0, "0.05": 60.0, "0.02": 80.0})[3]  # 5, 15, 30, 45, 60, 75
+    check(steady, "holds", 15.0 - 5.0, 2.0)
+    check(figure1(prior={"0.01": 35.0 + 30.0})[3], "fails", 30.0 - 50.0, 2.0)  # 50 → 30 at the last step
+
+
+def test_figure1c_the_learned_sigma2_closer_to_the_prior_than_the_small_fixed_ones():
+    close = figure1()[4]  # the paper's own KLs: 0.422 against 0.812, 2.143, 1.552
+    check(close, "holds", 0.812 - 0.422, math.hypot(0.013, 0.011))
+    assert "σ² = 0.05, 0.02, 0.01" in close.text
+    far = {k: one(m, s) for k, (m, s) in KL_T1.items()} | {"learned": one(1.0, 0.011)}
+    check(figure1(kl=far)[4], "fails", 0.812 - 1.0, math.hypot(0.013, 0.011))
 
 
 def test_figure1_holds_when_learned_has_the_best_elbo_and_a_top_three_fid():
-    elbo, prior, top3 = figure1()
+    elbo, prior, top3, *_ = figure1()
     check(elbo, "holds", 95.0 - 80.0, ROOT2)  # against the best fixed σ², 0.02
     assert "(0.02)" in elbo.text
     check(prior, "holds", 65.0 - 60.0, ROOT2)  # the weakest σ² is 1, gap 5
@@ -189,7 +209,7 @@ def test_figure1_at_two_standard_errors(gap, verdict):
 
 def test_figure1_without_error_estimates_nothing_is_decided():
     claims = figure1(se=None)
-    assert [c.verdict for c in claims] == ["unresolved"] * 3 and all(c.se is None for c in claims)
+    assert [c.verdict for c in claims] == ["unresolved"] * 5 and all(c.se is None for c in claims)
     assert [claims[0].margin, claims[2].margin] == pytest.approx([15.0, 10.0])
 
 
