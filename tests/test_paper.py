@@ -15,7 +15,7 @@ import torch
 from torch.distributions import Normal
 
 from sigmavae import paper
-from sigmavae.claims import Estimate
+from sigmavae.claims import Estimate, positive
 
 ROOT2 = math.sqrt(2.0)
 NO_SE = object()  # "do not check se"
@@ -432,32 +432,46 @@ def test_figure2_without_errors_reports_the_smallest_gap():
 
 # ----------------------------------------------------------------------------- Figures 3-4
 
-# the claims against the map that ignores z and Figure 4's (tests/test_uncertainty.py decides them)
-TRIVIAL = {"auroc_over_trivial": one(0.1, 0.01), "generated_spearman": one(0.5, 0.01)}
+def chance_checks(auroc=(0.8, 0.01), rho=(0.3, 0.02), generated=(0.5, 0.01)):
+    return paper.uncertainty_checks(one(*auroc), one(*rho), one(*generated))
 
 
-@pytest.mark.parametrize("auroc, se, verdict", [
-    (0.8, 0.01, "holds"), (0.45, 0.01, "fails"), (0.5, 0.001, "unresolved"),  # chance never holds
-    (0.519, 0.01, "unresolved"), (0.521, 0.01, "holds"), (0.9, None, "unresolved"),
+@pytest.mark.parametrize("auroc, se, passed", [
+    (0.8, 0.01, True), (0.45, 0.01, False), (0.5, 0.001, False),  # chance never passes
+    (0.519, 0.01, False), (0.521, 0.01, True), (0.9, None, False),
 ])
-def test_uncertainty_auroc_is_measured_against_chance(auroc, se, verdict):
-    claim = paper.uncertainty_claims(one(auroc, se), one(0.3, 0.02), **TRIVIAL)[0]
-    check(claim, verdict, auroc - 0.5, se)
+def test_uncertainty_auroc_against_chance_is_a_check(auroc, se, passed):
+    c = chance_checks(auroc=(auroc, se))[0]
+    assert c["passed"] is passed and c["text"].endswith(": against chance")
+    assert c["margin"].startswith(f"{auroc - 0.5:+.3g}")
 
 
-@pytest.mark.parametrize("rho, se, verdict", [(0.3, 0.02, "holds"), (-0.1, 0.02, "fails"),
-                                              (0.039, 0.02, "unresolved"), (0.3, None, "unresolved")])
-def test_uncertainty_spearman_above_the_floor_is_positive(rho, se, verdict):
-    check(paper.uncertainty_claims(one(0.8, 0.01), one(rho, se), **TRIVIAL)[1], verdict, rho, se)
+@pytest.mark.parametrize("rho, se, passed", [(0.3, 0.02, True), (-0.1, 0.02, False),
+                                             (0.039, 0.02, False), (0.3, None, False)])
+def test_uncertainty_spearman_above_the_floor_against_chance_is_a_check(rho, se, passed):
+    assert chance_checks(rho=(rho, se))[1]["passed"] is passed
+
+
+def test_the_only_uncertainty_claim_compares_with_the_map_that_ignores_z():
+    """Issue 32: the map that ignores z passes every comparison with chance (AUROC 0.82 on MNIST),
+    so only the comparison with it is a claim."""
+    (claim,) = paper.uncertainty_claims(one(0.1, 0.01))
+    check(claim, "holds", 0.1, 0.01)
+    assert "ignores z" in claim.text
+
+
+def at_chance(auroc: Estimate):
+    """A comparison with 0.5, for the rule's tests."""
+    return positive("AUROC above 0.5", auroc.shift(-0.5))
 
 
 # ----------------------------------------------------------------------------- one seed, several
 
 
 def test_one_seed_is_decided_by_its_estimator_error():
-    auroc = paper.uncertainty_claims(one(0.53, 0.01), one(0.3, 0.02), **TRIVIAL)[0]
+    auroc = at_chance(one(0.53, 0.01))
     check(auroc, "holds", 0.03, 0.01, "1 seed, estimator error only")  # 0.03 > 2·0.01
-    check(paper.uncertainty_claims(one(0.53, 0.02), one(0.3, 0.02), **TRIVIAL)[0], "unresolved", 0.03, 0.02)
+    check(at_chance(one(0.53, 0.02)), "unresolved", 0.03, 0.02)
     # a difference of two seeds' numbers: √(3² + 4²) = 5
     fids = {"ours": one(10.0, 3.0), "VAE": one(20.1, 4.0)}
     check(paper.table2_claims(fids, paper.unpaired(fids), "celeba")[0], "holds", 10.1, 5.0)
@@ -467,7 +481,7 @@ def test_one_seed_is_decided_by_its_estimator_error():
 
 def test_several_seeds_are_decided_by_their_spread_not_the_estimator():
     def auroc(values, stderrs=None):
-        return paper.uncertainty_claims(Estimate(values, stderrs), one(0.3, 0.02), **TRIVIAL)[0]
+        return at_chance(Estimate(values, stderrs))
 
     # std 0.01 over 3 seeds: se 0.0058, though each seed's own error (0.5) would decide nothing
     check(auroc([0.52, 0.53, 0.54], [0.5] * 3), "holds", 0.03, 0.01 / math.sqrt(3), "3 seeds, t(2)")

@@ -23,9 +23,13 @@ def one(value, se=None):
     return Estimate([value], None if se is None else [se])
 
 
-def claims(over, generated):
-    return paper.uncertainty_claims(one(0.8, 0.01), one(0.3, 0.02), auroc_over_trivial=over,
-                                    generated_spearman=generated)
+def claims(over):
+    return paper.uncertainty_claims(over)
+
+
+def figure4(rho):
+    """Figure 4's check (against chance)."""
+    return paper.uncertainty_checks(one(0.8, 0.01), one(0.3, 0.02), rho)[2]
 
 
 # ----------------------------------------------------------------------------- the claims
@@ -38,8 +42,9 @@ def claims(over, generated):
     (0.05, None, "unresolved"),  # no error estimate
 ])
 def test_sigma2_must_beat_the_map_that_ignores_z_not_only_chance(over, se, verdict):
-    chance, _, trivial, _ = claims(one(over, se), one(0.4, 0.01))
-    assert chance.verdict == "holds"  # AUROC 0.8 beats chance whatever the map does
+    (trivial,) = claims(one(over, se))
+    chance = paper.uncertainty_checks(one(0.8, 0.01), one(0.3, 0.02), one(0.4, 0.01))[0]
+    assert chance["passed"]  # AUROC 0.8 beats chance whatever the map does: a check
     assert trivial.verdict == verdict and trivial.margin == pytest.approx(over)
     assert "ignores z" in trivial.text and "per-pixel variance" in trivial.text
     assert (trivial.se is None) == (se is None) and (se is None or trivial.se == pytest.approx(se))
@@ -47,21 +52,22 @@ def test_sigma2_must_beat_the_map_that_ignores_z_not_only_chance(over, se, verdi
 
 def test_the_map_comparison_over_seeds_is_decided_by_their_spread():
     # 0.02, 0.03, 0.04: std 0.01, se 0.0058 → holds, though each seed's own ± 0.5 decides nothing
-    assert claims(Estimate([0.02, 0.03, 0.04], [0.5] * 3), one(0.4, 0.01))[2].verdict == "holds"
-    assert claims(Estimate([-0.1, 0.03, 0.16], [0.001] * 3), one(0.4, 0.01))[2].verdict == "unresolved"
+    assert claims(Estimate([0.02, 0.03, 0.04], [0.5] * 3))[0].verdict == "holds"
+    assert claims(Estimate([-0.1, 0.03, 0.16], [0.001] * 3))[0].verdict == "unresolved"
 
 
-@pytest.mark.parametrize("rho, se, verdict", [(0.4, 0.01, "holds"), (0.01, 0.01, "unresolved"),
-                                              (-0.3, 0.02, "fails"), (math.nan, math.nan, "unresolved")])
-def test_figure4_sigma2_of_samples_follows_where_the_training_images_vary(rho, se, verdict):
-    claim = claims(one(0.05, 0.01), one(rho, se))[3]
-    assert claim.verdict == verdict
-    assert "samples from q̂" in claim.text and "per-pixel variance" in claim.text
+@pytest.mark.parametrize("rho, se, passed", [(0.4, 0.01, True), (0.01, 0.01, False),
+                                             (-0.3, 0.02, False), (math.nan, math.nan, False)])
+def test_figure4_sigma2_of_samples_follows_where_the_training_images_vary(rho, se, passed):
+    """Figure 4's statement has chance as its only comparator: a check, decided by the same rule."""
+    check = paper.uncertainty_checks(one(0.8, 0.01), one(0.3, 0.02), one(rho, se))[2]
+    assert check["passed"] is passed
+    assert "samples from q̂" in check["text"] and "per-pixel variance" in check["text"]
 
 
-def test_the_new_claims_need_their_numbers():
+def test_the_claims_need_their_numbers():
     with pytest.raises(TypeError):
-        paper.uncertainty_claims(one(0.8, 0.01), one(0.3, 0.02))
+        paper.uncertainty_claims()
 
 
 # ----------------------------------------------------------------------------- the measurement
@@ -137,7 +143,7 @@ def test_sigma2_equal_to_the_error_beats_the_map_that_ignores_z(tmp_path):
     assert s["auroc_over_trivial"] == pytest.approx(s["auroc"] - s["auroc_trivial"])
     over = Estimate([s["auroc_over_trivial"]], [s["auroc_over_trivial_std"]])
     assert s["auroc_over_trivial_std"] > 0  # from the image resamples
-    claim = claims(over, one(0.4, 0.01))[2]
+    claim = claims(over)[0]
     assert claim.verdict == "holds", claim
     assert s["generated_samples"] == scores.UNCERTAINTY_SAMPLES
 
@@ -148,12 +154,11 @@ def test_sigma2_equal_to_the_training_variance_is_no_better_than_it(tmp_path):
     assert s["auroc"] == pytest.approx(s["auroc_trivial"], abs=1e-9) and s["auroc"] > 0.5
     assert s["auroc_over_trivial"] == pytest.approx(0.0, abs=1e-9)
     over = Estimate([s["auroc_over_trivial"]], [s["auroc_over_trivial_std"]])
-    assert claims(over, one(0.4, 0.01))[2].verdict != "holds"
+    assert claims(over)[0].verdict != "holds"
     # Figure 4: every sample's σ² map is the training variance itself, ranked the same
     assert s["generated_constant"] == 0
     assert s["generated_spearman"] == pytest.approx(1.0)
-    assert claims(over, Estimate([s["generated_spearman"]], [s["generated_spearman_stderr"]]))[3].verdict \
-        == "holds"
+    assert figure4(Estimate([s["generated_spearman"]], [s["generated_spearman_stderr"]]))["passed"]
 
 
 def test_sigma2_against_the_training_variance_fails_on_samples(tmp_path):
@@ -162,7 +167,8 @@ def test_sigma2_against_the_training_variance_fails_on_samples(tmp_path):
     assert s["generated_spearman"] == pytest.approx(-1.0)
     assert s["auroc_over_trivial"] < -2 * s["auroc_over_trivial_std"]
     rho = Estimate([s["generated_spearman"]], [s["generated_spearman_stderr"]])
-    assert claims(one(0.05, 0.01), rho)[3].verdict == "fails"
+    check = figure4(rho)
+    assert not check["passed"] and check["margin"].startswith("-1")
 
 
 @pytest.mark.filterwarnings("ignore:Degrees of freedom:RuntimeWarning")  # no pixel above the floor
@@ -174,7 +180,7 @@ def test_a_constant_sigma2_has_no_rank_correlation_and_is_counted(tmp_path):
     assert s["generated_constant"] == s["generated_samples"] == scores.UNCERTAINTY_SAMPLES
     assert math.isnan(s["generated_spearman"]) and math.isnan(s["generated_spearman_stderr"])
     rho = Estimate([s["generated_spearman"]], [s["generated_spearman_stderr"]])
-    assert claims(one(0.05, 0.01), rho)[3].verdict == "unresolved"
+    assert not figure4(rho)["passed"]
 
 
 def test_the_outcome_carries_the_new_numbers_claims_and_rows(tmp_path, monkeypatch):
@@ -185,8 +191,10 @@ def test_the_outcome_carries_the_new_numbers_claims_and_rows(tmp_path, monkeypat
     fewer_resamples = functools.partial(scores.uncertainty_score, n_boot=5)
     monkeypatch.setattr("sigmavae.uncertainty.uncertainty_score", fewer_resamples)  # where it is measured
     o = experiments.uncertainty(p, store)
-    assert [c.text for c in o.claims][2:] == [c.text for c in claims(one(0.1, 0.01), one(0.4, 0.01))][2:]
-    assert o.claims[2].verdict == "holds"
+    assert [c.text for c in o.claims] == [c.text for c in claims(one(0.1, 0.01))]
+    assert o.claims[0].verdict == "holds"
+    assert [c["text"].split(" (")[0] for c in o.checks[1:]] == [
+        c["text"].split(" (")[0] for c in paper.uncertainty_checks(one(0.8), one(0.3), one(0.4))]
     assert o.numbers["auroc_over_trivial"].mean == pytest.approx(1.0 - o.numbers["auroc_trivial"].mean)
     assert o.numbers["generated_samples"].mean == 50
     for key in ("auroc", "spearman", "auroc_trivial", "auroc_over_trivial", "generated_spearman"):
