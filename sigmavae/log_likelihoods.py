@@ -43,10 +43,14 @@ def table3(p: Params, store: Store | None = None) -> Outcome:
     by = {q: est[q] for q in (*PER_MODEL, *PER_BASELINE, "reference best", "reference sigma2")}
     collapsed = paper.collapsed(by["beats reference"])
     d = math.prod(store.images(p.dataset, "test").shape[1:])
-    claims = paper.table3_claims(est["pixel over dataset"], by["over calibrated"], by["gain"], collapsed,
-                                 lambda a, b: est["diff"][a, b], p.dataset)
     fixed = paper.BASELINES_FIXED_SIGMA2
-    checks = paper.table3_checks(by["over raw"], {n: by["sigma2"][n].mean for n in fixed}, d)
+    sigma2 = {n: by["sigma2"][n].mean for n in fixed}
+    order, bounded = paper.table3_baseline_order(p.dataset, lambda a, b: est["diff"][a, b],
+                                                 lambda a, b: est["diff calibrated"][a, b], by["reference"],
+                                                 sigma2, d, collapsed)
+    claims = [*paper.table3_claims(est["pixel over dataset"], by["over calibrated"], by["gain"], collapsed),
+              *order]
+    checks = [*paper.table3_checks(by["over raw"], sigma2, d), *bounded]
     numbers = {**by, "collapsed": collapsed, "paper": paper.TABLE3.get(p.dataset, {}),
                "epochs": epochs_of(table3_models(p, p.seeds[0]))}
     return Outcome("table3", p, numbers, claims, checks, headlines.table3(numbers, d),
@@ -75,10 +79,14 @@ def _seed(p: Params, store: Store, seed: int) -> dict:
     out["diff"] = {(a, b): paired_difference(per_image[a], per_image[b])
                    for a in fixed for b in fixed if a != b}
     out["pixel over dataset"] = paired_difference(per_image["ours, pixel σ²"], per_image[DATASET])
+    calibrated = {}
     for name in fixed:
         cal = calibrated_iwae_score(store, configs[name], p, seed)
+        calibrated[name] = cal["qhat"]["per_image"]
         out["calibrated"][name] = (cal["qhat"]["mean"], cal["qhat"]["stderr"])
         out["calibrated sigma2"][name] = (cal["sigma2"], None)
         out["over calibrated"][name] = paired_difference(per_image[DATASET], cal["qhat"]["per_image"])
         out["over raw"][name] = paired_difference(per_image[DATASET], per_image[name])
+    out["diff calibrated"] = {(a, b): paired_difference(calibrated[a], calibrated[b])
+                              for a in fixed for b in fixed if a != b}
     return out

@@ -313,6 +313,47 @@ def test_table3_a_comparison_with_a_collapsed_model_is_unresolved_with_the_reaso
     assert pixel.verdict == gain.verdict == "unresolved" and "ours, pixel σ² collapsed" in pixel.basis
 
 
+def baseline_order(raw=None, cal=None, reference=None, collapsed=(), se=5.0):
+    """The paper's MNIST order DIP-VAE > VAE > β-VAE (−460, −461, −730), from hand-made IWAEs at
+    the fixed σ² (0.5, 1, 0.5) and at each decoder's own best σ²."""
+    raw = {"VAE": 1783.0, "β-VAE": -650.0, "DIP-VAE": 1790.0} | (raw or {})
+    cal = {"VAE": 2300.0, "β-VAE": 2100.0, "DIP-VAE": 2320.0} | (cal or {})
+    reference = {"VAE": -498.8, "β-VAE": -720.4, "DIP-VAE": -498.8} | (reference or {})
+    est = {k: one(v, se) for k, v in raw.items()}
+    calibrated = paper.unpaired({k: one(v, se) for k, v in cal.items()})
+    return paper.table3_baseline_order("mnist", paper.unpaired(est), calibrated,
+                                       {k: one(v, 1.0) for k, v in reference.items()},
+                                       {"VAE": 0.5, "β-VAE": 1.0, "DIP-VAE": 0.5}, 784, list(collapsed))
+
+
+def test_table3_a_baseline_pair_decided_by_a_bound_is_a_check_and_the_calibrated_order_a_claim():
+    """Issue 32: β-VAE at σ² = 1 cannot exceed −720.4 nats; the mean image at σ² = 0.5 scores
+    −498.8, so VAE > β-VAE (the paper's MNIST neighbours; on Fashion-MNIST DIP-VAE > β-VAE too)
+    holds by that bound for any σ² = 0.5 model that learned something: a check. DIP-VAE > VAE at
+    their fixed σ² can fail: a claim; so can every pair of the order at the decoders' own best σ²."""
+    claims, checks = baseline_order()
+    texts = [c.text.split(" (")[0] for c in claims]
+    assert texts == ["IWAE with q̂, at their fixed σ²: DIP-VAE > VAE",
+                     "IWAE with q̂, each decoder at its own best σ², Eq. 10: DIP-VAE > VAE",
+                     "IWAE with q̂, each decoder at its own best σ², Eq. 10: VAE > β-VAE"]
+    assert len(checks) == 1 and checks[0]["passed"]
+    assert "VAE > β-VAE" in checks[0]["text"]
+    assert "β-VAE's bound at σ² = 1, ≤ -720.4 nats" in checks[0]["text"]
+    check(claims[0], "unresolved", 7.0, math.hypot(5.0, 5.0))
+    check(claims[2], "holds", 200.0, math.hypot(5.0, 5.0))
+    # calibrated, β-VAE's decoder better than VAE's: the order fails where it can
+    check(baseline_order(cal={"β-VAE": 2400.0})[0][2], "fails", -100.0, math.hypot(5.0, 5.0))
+
+
+def test_table3_a_collapsed_model_decides_no_bound_check():
+    """A VAE that learned nothing from z is not known to lie above its mean image: VAE > β-VAE is
+    then a claim, unresolved with the reason."""
+    claims, checks = baseline_order(collapsed=["VAE"])
+    assert checks == []
+    bounded = next(c for c in claims if "fixed σ²: VAE > β-VAE" in c.text)
+    assert bounded.verdict == "unresolved" and "VAE collapsed" in bounded.basis
+
+
 def test_collapse_is_not_beating_the_mean_image_by_the_rule():
     beats = {"ours": one(500.0, 10.0), "VAE": one(-22.0, 2.0), "edge": one(19.0, 10.0),
              "none": Estimate([5.0])}
