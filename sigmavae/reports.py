@@ -60,7 +60,8 @@ def _cell(e: Estimate | None, digits: int = 2) -> str:
 
 
 def _frame(rows: list[dict], index: str):
-    return pd.DataFrame(rows).set_index(index)
+    """A table of ``rows`` by ``index``; a cell a row has no value for reads "—", not NaN."""
+    return pd.DataFrame(rows).set_index(index).fillna("—")
 
 
 def _name(m: str, n: dict) -> str:
