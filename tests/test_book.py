@@ -115,3 +115,34 @@ def test_pages_open_with_the_science_and_show_no_noise(path):
     text = "\n".join(texts)
     assert not [w for w in NOISE if w in text], [w for w in NOISE if w in text]
     assert "profile " in text  # the one visible line naming profile, dataset, epochs and seeds
+
+
+# Marks each element wider than the space it has (what would scroll sideways), once laid out.
+MEASURE = """<script>window.addEventListener('load', () => {
+  const over = e => e && e.scrollWidth > e.clientWidth + 1;
+  const wide = [...document.querySelectorAll('article pre, article table, article p, article img')]
+    .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1
+                 || over(e) || over(e.parentElement));
+  document.body.setAttribute('data-wide',
+    wide.map(e => e.tagName + ':' + e.textContent.slice(0, 60)).join(' | '));
+});</script>"""
+# the text pages, the widest tables (Table 1, Table 3) and the longest printed lines (Beyond)
+SHOWN = ["book/summary", "book/differences", "notebooks/paper/table1", "notebooks/paper/table3",
+         "notebooks/paper/beyond", "notebooks/table1", "notebooks/fashion_mnist/table3"]
+
+
+@pytest.mark.parametrize("name", SHOWN)
+def test_no_line_scrolls_sideways_at_a_1300_pixel_window(html, name, tmp_path):
+    """Issue 32: each page's "profile ..." line scrolled sideways; printed lines wrap now, and
+    tables' cells too (_static/wrap.css)."""
+    import re
+
+    page = html / f"{name}.html"
+    probe = page.with_name(page.stem + ".probe.html")
+    probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    out = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path}", "--window-size=1300,1000",
+                          "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    wide = re.search(r'data-wide="([^"]*)"', out.stdout)
+    assert wide is not None, "the probe did not run"
+    assert wide.group(1) == "", wide.group(1)
