@@ -157,7 +157,7 @@ def plan_lines(configs, runtime: Runtime) -> list[str]:
         what = f"  {model_name(c)}: {' + '.join(str(n) for _, n, _ in stages(c))} epochs"
         rate = _seconds_per_epoch(c, runtime)
         if rate is None:
-            lines.append(f"{what}, time unknown (no run of its kind here)")
+            lines.append(f"{what}, time unknown (no run of its dataset and code size here)")
             continue
         total += epochs * rate[0]
         lines.append(f"{what}, about {epochs * rate[0] / 60:.0f} min ({rate[0]:.0f} s per epoch on "
@@ -169,22 +169,32 @@ def plan_lines(configs, runtime: Runtime) -> list[str]:
 
 def _seconds_per_epoch(config: TrainConfig, runtime: Runtime) -> tuple[float, str] | None:
     """The median seconds per epoch of the runs of ``config``'s dataset, method and code size in
-    the cache or the evidence store, and the machine of the first; None where there is none."""
-    seconds, machines = [], []
-    for base in (runtime.cache, runtime.evidence):
-        for run in sorted((base / "runs").glob(f"{config.dataset}-{config.method}-*")) if base else []:
-            if not (run / "history.json").is_file() or run.suffix == ".partial":
-                continue
-            stored = read_file(run / "config.json", f"delete {run}")
-            if stored.get("latent_dim") != config.latent_dim:
-                continue
-            seconds += [h["seconds"] for h in read_file(run / "history.json", f"delete {run}")]
-            if (run / "run.json").is_file():
-                meta = read_file(run / "run.json", f"delete {run}")
-                machines.append(meta.get("machine", "an unrecorded machine"))
+    the cache or the evidence store (else of any method at that dataset and code size: the same
+    networks), and where they ran: the first one's machine and CPU threads; None where there is
+    none."""
+    def rates(methods: str):
+        seconds, where = [], []
+        for base in (runtime.cache, runtime.evidence):
+            for run in sorted((base / "runs").glob(f"{config.dataset}-{methods}-*")) if base else []:
+                if not (run / "history.json").is_file() or run.suffix == ".partial":
+                    continue
+                stored = read_file(run / "config.json", f"delete {run}")
+                if stored.get("latent_dim") != config.latent_dim:
+                    continue
+                seconds += [h["seconds"] for h in read_file(run / "history.json", f"delete {run}")]
+                meta = read_file(run / "run.json", f"delete {run}") if (run / "run.json").is_file() else {}
+                n = meta.get("threads")
+                where.append(meta.get("machine", "an unrecorded machine")
+                             + (f", {n} thread{'s' if n > 1 else ''}" if n else ""))
+        return seconds, where
+
+    seconds, where = rates(config.method)
+    other = "" if seconds else " (runs of other methods)"
+    if not seconds:
+        seconds, where = rates("*")
     if not seconds:
         return None
-    return sorted(seconds)[len(seconds) // 2], (machines or ["an unrecorded machine"])[0]
+    return sorted(seconds)[len(seconds) // 2], where[0] + other
 
 
 def train_missing(configs, *, runtime: Runtime, jobs: int = 1, threads: int | None = None,

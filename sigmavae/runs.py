@@ -178,14 +178,17 @@ def finish_run(out_dir: str | Path, model: VAE, config: TrainConfig, history: li
     a checkpoint is a complete run. ``config.json`` holds the TrainConfig, what was trained;
     ``run.json`` (:data:`RUN_METADATA`) how: the library version, ``world_size`` (the number of
     torchrun ranks; 1: one process), ``precision`` (the networks' arithmetic,
-    :mod:`sigmavae.precision`), the machine and the git commit (:func:`sigmavae.runtime.machine`,
-    :func:`sigmavae.runtime.commit`). The model cache's key (config + version) does not depend on how.
+    :mod:`sigmavae.precision`), the machine, torch's CPU threads (the epochs' seconds depend on
+    them: ``reproduce --jobs 2`` on 2 cores trains each model on one) and the git commit
+    (:func:`sigmavae.runtime.machine`, :func:`sigmavae.runtime.commit`). The model cache's key
+    (config + version) does not depend on how.
     (A bf16 model is the same experiment as an fp32 one within seed noise,
     ``bench/speed_quality.py``, as a GPU's is a CPU's.) ``model.pt`` holds the weights alone: the
     variance mode follows from the config and the history (:func:`load_model`)."""
     out = Path(out_dir)
     meta = {"version": __version__, "world_size": world_size, "precision": model.precision,
-            "machine": machine(str(next(model.parameters()).device)), "commit": commit()}
+            "machine": machine(str(next(model.parameters()).device)), "threads": torch.get_num_threads(),
+            "commit": commit()}
     atomic_write(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     atomic_write(out / "run.json", json.dumps(meta, indent=2) + "\n")
     atomic_write(out / "history.json", json.dumps(history, indent=2) + "\n")

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from sigmavae.cache import cached_run, plan_lines, run_dir, train_missing
 from sigmavae.config import TrainConfig
@@ -80,13 +81,19 @@ def test_the_plan_says_what_is_cached_and_what_the_rest_costs_before_anything_ru
     here = Runtime(device="cpu", cache_dir=tmp_path / "cache", progress=False,
                    evidence_dir=tmp_path / "evidence")
     two = TrainConfig(**{**TINY, "epochs2": 1})
-    assert plan_lines([two], here)[1].endswith("1 + 1 epochs, time unknown (no run of its kind here)")
+    assert plan_lines([two], here)[1].endswith("1 + 1 epochs, time unknown (no run of its dataset and code "
+                                               "size here)")
     cached_run(TrainConfig(**TINY), runtime=here)
     seconds = load_run(run_dir(TrainConfig(**TINY), tmp_path / "cache"))[2][0]["seconds"]
-    lines = plan_lines([TrainConfig(**TINY), two, TrainConfig(**TINY, seed=1)], here)
-    assert lines[0] == "3 models: 1 cached, 0 in the evidence store, 2 to train"
+    vae = TrainConfig(**{**TINY, "method": "vae"})
+    lines = plan_lines([TrainConfig(**TINY), two, TrainConfig(**TINY, seed=1), vae], here)
+    assert lines[0] == "4 models: 1 cached, 0 in the evidence store, 3 to train"
     assert lines[1].startswith("  synthetic sigma by Adam on σ, z 2-d, seed 0: 1 + 1 epochs, about 0 min")
+    threads = torch.get_num_threads()
     assert f"({seconds:.0f} s per epoch on " in lines[1] and lines[-1].startswith("about 0.0 h of training")
+    assert lines[1].endswith(f", {threads} thread{'s' if threads > 1 else ''})")  # how it ran
+    assert lines[3].startswith("  synthetic vae, z 2-d, seed 0: 1 epochs, about 0 min")
+    assert lines[3].endswith(" (runs of other methods))")  # the same networks: a rate to go by
     assert not (tmp_path / "cache" / "runs" / run_dir(two, tmp_path).name).exists()  # nothing ran
 
 
