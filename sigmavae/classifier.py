@@ -9,6 +9,7 @@ paper's), only with each other; every report labels them "classifier FID".
 from __future__ import annotations
 
 import json
+import time
 
 import torch
 import torch.nn.functional as F
@@ -41,27 +42,32 @@ class Classifier(nn.Module):
 
 
 def train_classifier(x: torch.Tensor, y: torch.Tensor, epochs: int = 5, batch_size: int = 128,
-                     lr: float = 1e-3, seed: int = 0) -> Classifier:
+                     lr: float = 1e-3, seed: int = 0, log=None) -> Classifier:
     """Adam on cross-entropy; ``x`` [N, 1, 28, 28] (float or uint8) and ``y`` [N] on one device.
     The weights and the dropout masks are drawn from torch's global stream, seeded with ``seed``
     and put back as it was afterwards (the caller's random draws do not depend on whether the
-    classifier was cached)."""
+    classifier was cached). ``log``, where given, gets a line per epoch with its time and the
+    epochs left."""
     with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
         torch.manual_seed(seed)
-        return _fit(x, y, epochs, batch_size, lr, seed)
+        return _fit(x, y, epochs, batch_size, lr, seed, log or (lambda line: None))
 
 
-def _fit(x, y, epochs: int, batch_size: int, lr: float, seed: int) -> Classifier:
+def _fit(x, y, epochs: int, batch_size: int, lr: float, seed: int, log) -> Classifier:
     model = Classifier(int(y.max()) + 1).to(x.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     shuffle = torch.Generator().manual_seed(seed)
     model.train()
-    for _ in range(epochs):
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
         for idx in torch.randperm(len(x), generator=shuffle).to(x.device).split(batch_size):
             loss = F.cross_entropy(model(as_float(x[idx])), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        took = time.perf_counter() - start
+        log(f"  FID classifier: epoch {epoch} of {epochs} after {took:.0f} s; about "
+            f"{took / epoch * (epochs - epoch):.0f} s left")
     return model.eval()
 
 
@@ -96,7 +102,7 @@ def load_classifier(dataset: str, *, runtime: Runtime, epochs: int = EPOCHS) -> 
                 load_labels(dataset, name, *where).to(device))
 
     x, y = split("train")
-    model = train_classifier(x, y, epochs=epochs)
+    model = train_classifier(x, y, epochs=epochs, log=print if runtime.progress else None)
     x_test, y_test = split("test")
     info = {"dataset": dataset, "test_accuracy": accuracy(model, x_test, y_test), "epochs": epochs,
             "train_images": len(x)}

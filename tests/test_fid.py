@@ -200,3 +200,19 @@ def test_paired_bootstrap_of_two_fids_against_one_real_set_removes_its_noise():
     assert 1.0 < paired / spread < 2.5
     with pytest.raises(ValueError, match="paired replicates"):
         paired_std(ra, rb[:10])
+
+
+def test_the_fid_classifier_says_each_epoch_and_what_is_left_and_trains_the_same_either_way():
+    """Issue 31: the FID classifier trained silently for minutes before a page's first FID."""
+    from sigmavae.classifier import train_classifier
+
+    x = load_dataset("digits", "train", dtype=torch.uint8)[:256]
+    y = torch.arange(256) % 10
+    lines = []
+    told = train_classifier(x, y, epochs=3, log=lines.append)
+    epochs = [line.split(" after ")[0] for line in lines]
+    assert epochs == [f"  FID classifier: epoch {e} of 3" for e in (1, 2, 3)]
+    assert lines[0].endswith(" s left") and lines[-1].endswith("about 0 s left")
+    quiet = train_classifier(x, y, epochs=3)
+    assert all(torch.equal(a, b) for a, b in zip(told.state_dict().values(), quiet.state_dict().values(),
+                                                 strict=True))
