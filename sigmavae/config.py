@@ -107,8 +107,11 @@ class TrainConfig:
             problems.append(f"sigma2 must be a positive number, got {self.sigma2}")
         if self.latent_dim < 1:
             problems.append(f"latent_dim must be >= 1, got {self.latent_dim}")
-        if self.epochs1 < 1 or self.epochs2 < 0:
-            problems.append(f"need epochs1 >= 1 and epochs2 >= 0, got {self.epochs1}, {self.epochs2}")
+        scratch = self.method == "sigma" and self.epochs1 == 0 and self.epochs2 >= 1  # Section 3.4
+        if (self.epochs1 < 1 and not scratch) or self.epochs2 < 0:
+            problems.append(f"need epochs1 >= 1 and epochs2 >= 0 (or for sigma epochs1 = 0, epochs2 >= 1: "
+                            f"the per-pixel variance from the first epoch), got {self.epochs1}, "
+                            f"{self.epochs2}")
         if self.batch_size < 1 or not self.lr > 0:
             problems.append(f"need batch_size >= 1 and lr > 0, got {self.batch_size}, {self.lr}")
         if self.variance_floor < 0:

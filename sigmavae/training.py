@@ -115,10 +115,13 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, runtime: Ru
         loop.run(stage_1, epochs1, eps1)
         if second and state.model.variance != "pixel":  # the switch (a resumed run may be past it)
             loop.stop_if_signalled()  # before it: a signal in stage 1's last batch resumes from here
-            _end_stage_1(state, config, ctx)  # σ² frozen as σ²_dataset (Eq. 10 over the data, if used)
-            if on_stage_1 is not None and ctx.main:
-                on_stage_1(state.model, state.history)
-            state.model.start_pixel_variance(config.variance_floor)  # σ²_k(z) = v_k(z) + ½σ²_dataset
+            if epochs1 > 0:
+                _end_stage_1(state, config, ctx)  # σ² frozen as σ²_dataset (Eq. 10 over the data, if used)
+                if on_stage_1 is not None and ctx.main:
+                    on_stage_1(state.model, state.history)
+                state.model.start_pixel_variance(config.variance_floor)  # σ²_k(z) = v_k(z) + ½σ²_dataset
+            else:  # Section 3.4's counterfactual: no stage 1, the variance network from its initialisation
+                state.model.use_pixel_variance(config.variance_floor)
         for stage_2, epochs2, eps2 in second:
             # Stage 2, Eq. 11: θ, φ and the variance network, σ²_dataset frozen
             loop.run(stage_2, epochs2, eps2)
@@ -134,8 +137,10 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, runtime: Ru
 def stage_1_config(config: TrainConfig) -> TrainConfig | None:
     """The stage-1-only run (``epochs2 = 0``) that ``config``'s training passes through at
     Algorithm 1's stage switch, bit for bit (stage 1 does not depend on ``epochs2``): Table 3's
-    "ours, dataset σ²" is "ours, pixel σ²" before stage 2. None where there is no stage 2."""
-    return dataclasses.replace(config, epochs2=0) if len(stages(config)) == 2 else None
+    "ours, dataset σ²" is "ours, pixel σ²" before stage 2. None where there is no stage 2, or no
+    stage 1 (``epochs1 = 0``)."""
+    two_stages = len(stages(config)) == 2 and config.epochs1 > 0
+    return dataclasses.replace(config, epochs2=0) if two_stages else None
 
 
 UPDATES = {"sigma": "Adam on σ", "log_sigma": "Adam on log σ", "closed_form": "Eq. 10"}  # in words
@@ -146,6 +151,8 @@ def model_name(config: TrainConfig) -> str:
     learned, a fixed σ² with its value), the code size and the seed."""
     how = {"sigma": f" by {UPDATES[config.sigma_update]}", "fixed": f" σ² {config.sigma2:g}"}
     how = how.get(config.method, "")
+    if config.method == "sigma" and config.epochs1 == 0:
+        how = " per-pixel σ² from the first epoch" + (", no floor" if config.variance_floor == 0 else "")
     return f"{config.dataset} {config.method}{how}, z {config.latent_dim}-d, seed {config.seed}"
 
 

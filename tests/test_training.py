@@ -55,6 +55,29 @@ def test_without_the_floor_stage_2_variances_collapse_and_with_it_they_do_not():
         assert float(floored.decode(floored.encode(x)[0])[1].exp().min()) >= floored.floor * (1 - 1e-5)
 
 
+def test_section_3_4_per_pixel_variance_from_the_first_epoch_without_stage_1_or_floor(tmp_path):
+    """Section 3.4's counterfactual (epochs1 = 0): no stage 1, so no σ²_dataset and no stage-1
+    run; the variance network learns from its initialisation (not started at σ²_dataset) with σ²
+    frozen at its initial 1 and no floor; the run reloads in its pixel mode."""
+    from sigmavae.cache import cached_run
+    from sigmavae.training import model_name, stage_1_config
+
+    config = TrainConfig(**SMALL, epochs1=0, epochs2=2, variance_floor=0.0)
+    assert stage_1_config(config) is None
+    assert model_name(config) == "synthetic sigma per-pixel σ² from the first epoch, no floor, z 4-d, seed 0"
+    here = Runtime(device="cpu", cache_dir=tmp_path, progress=False, precision="fp32")
+    run = cached_run(config, runtime=here)
+    model, loaded, history = load_run(run)
+    assert loaded == config and [h["stage"] for h in history] == [2, 2]
+    assert model.variance == "pixel" and model.floor == 0.0 and model.sigma2 == 1.0
+    assert [p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()] == [run.name]  # no stage-1 run
+    assert all(h["sigma2_min"] < 1.0 for h in history)  # σ² per pixel, learned from the start
+    last = model.variance_net.net[-1]  # not warm-started at logit(σ² − floor) = logit(1), which is +inf
+    assert torch.isfinite(getattr(last, "conv", last).bias).all()
+    with pytest.raises(ValueError, match="need epochs1 >= 1"):
+        TrainConfig(**SMALL, epochs1=0, epochs2=0)
+
+
 def test_closed_form_sigma_tracks_the_reconstruction_error():
     model, history = train(TrainConfig(**SMALL, epochs1=3, epochs2=0, sigma_update="closed_form"),
                            runtime=QUIET, data=X)
