@@ -289,6 +289,7 @@ class Store:
         self.computed: Counter = Counter()
         self._planned: list[str] = []  # the config keys a page declared (train), in order: progress lines
         self._start = time.perf_counter()
+        self._inner = 0.0  # seconds spent in timed computations (:meth:`_timed`)
         self._models: dict = {}
         self._qhats: dict = {}
         self._images: dict = {}
@@ -394,8 +395,9 @@ class Store:
                 timing = stored.with_suffix(".json")
                 qhat.fit_seconds = json.loads(timing.read_text())["fit_seconds"] if timing.is_file() else None
             else:
-                qhat = fit_aggregate_posterior(self.model(config), self.images(config.dataset, "train"),
-                                               components, seed=seed, points=points)
+                x = self.images(config.dataset, "train")
+                qhat, _ = self._timed(lambda: fit_aggregate_posterior(self.model(config), x, components,
+                                                                      seed=seed, points=points))
                 self._say(f"q̂ of {model_name(config)}: {components} components fitted in "
                           f"{qhat.fit_seconds:.0f} s", config)
                 qhat.save(path)
@@ -414,15 +416,25 @@ class Store:
         path = folder / f"{name}-{settings_key(settings)}.pt"
         found = self._stored(path)
         if found is None:
-            start = time.perf_counter()
-            value = {k: v.detach().cpu().contiguous() for k, v in compute().items()}
+            value, seconds = self._timed(lambda: {k: v.detach().cpu() for k, v in compute().items()})
+            value = {k: v.contiguous() for k, v in value.items()}
             self._say(f"{name} of {model_name(config) if config is not None else 'no model'}: drawn in "
-                      f"{time.perf_counter() - start:.0f} s", config)
+                      f"{seconds:.0f} s", config)
             atomic_write(path, value)
             self.computed["figure"] += 1
         if config is not None:
             self._use(config)
         return value if found is None else read_file(found, f"delete {found}: it is drawn again")
+
+    def _timed(self, compute: Callable):
+        """``compute()`` and its own seconds: those of the q̂, scores and figures it computed on the
+        way (each said on its own line) left out, so that a page's lines add up."""
+        start, inner = time.perf_counter(), self._inner
+        value = compute()
+        took = time.perf_counter() - start
+        nested = self._inner - inner  # what compute() computed through this store, timed there
+        self._inner = inner + took
+        return value, took - nested
 
     def _say(self, line: str, config: TrainConfig | None = None) -> None:
         """A line per computed q̂, score and figure, with its time, where the runtime reports
@@ -459,10 +471,9 @@ class Store:
             stored = read_file(found, f"delete {found}: it is computed again")
             self._provenance["scored", stored.get("precision", "fp32")] += 1
             return stored["value"]
-        start = time.perf_counter()
-        value = compute()
+        value, seconds = self._timed(compute)
         self._say(f"{kind} of {model_name(config) if config is not None else 'no model'}: computed in "
-                  f"{time.perf_counter() - start:.0f} s", config)
+                  f"{seconds:.0f} s", config)
         atomic_write(path, json.dumps({"kind": kind, "settings": settings, "value": value,
                                        "precision": self.precision, "machine": machine(str(self.device)),
                                        "commit": commit()}, indent=1))

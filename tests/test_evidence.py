@@ -163,6 +163,17 @@ def test_each_computed_qhat_and_score_says_so_with_its_time(tmp_path, capsys):
     assert lines[2].startswith("  shared of no model: computed in ") and "model" not in lines[2].split("[")[1]
     Store(runtime=store.runtime).score(config, "answer", {}, lambda: {"mean": 2.0})
     assert capsys.readouterr().out == ""
+    # a score whose computation draws a figure on the way: each line has its own time, they add up
+    import time
+
+    def slow_figure():
+        time.sleep(1.6)
+        return {"image": torch.zeros(1)}
+
+    store.score(config, "nested", {}, lambda: {"n": len(store.figure(config, "slow", {}, slow_figure))})
+    drawn, computed = capsys.readouterr().out.splitlines()
+    assert "slow of synthetic" in drawn and "drawn in 2 s" in drawn
+    assert "nested of synthetic" in computed and "computed in 0 s" in computed
 
 
 def test_a_retraining_that_differs_only_in_wall_time_is_the_same_entry(tmp_path):
