@@ -239,3 +239,19 @@ def test_a_sample_grid_is_kept_in_8_bits_and_reads_back_as_the_decoder_means(tmp
     fresh = Store(runtime=reading(tmp_path, tmp_path / "evidence"))
     assert torch.equal(scores.samples(fresh, config, p, 0, 16, "prior"), drawn)
     assert fresh.computed == {}
+
+
+def test_the_repositorys_evidence_store_is_not_ignored_by_git():
+    """The store's run entries lie under evidence/runs/: a .gitignore line `runs/` (for training
+    output folders) kept them out of every commit, and a fresh clone trained everything again."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    lines = [line.strip() for line in (root / ".gitignore").read_text().splitlines()]
+    assert not {"runs", "runs/", "evidence", "evidence/", "*.pt", "*.json"} & set(lines)
+    if (root / ".git").exists():  # git's own reading of every rule
+        for entry in ("runs/mnist-sigma-0123/history.json", "runs/mnist-sigma-0123/figures/samples-ab.pt",
+                      "scores/fid-ab.json", "schema.json"):
+            out = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "--no-index",
+                                  f"evidence/{entry}"])
+            assert out.returncode == 1, f"git ignores evidence/{entry}"
