@@ -149,8 +149,8 @@ run_block() {  # dataset, notebooks (comma-separated)
 }
 for ds in $DATASETS; do
   case $ds in
-    fashion_mnist) run_block "$ds" table3,table2,figure2,figure3_4,appendix || break ;;
-    *) run_block "$ds" table3,table2,figure2,figure3_4,table4,appendix,beyond || break
+    fashion_mnist) run_block "$ds" table3,table2,figure2,figure3_4,section3_4,appendix || break ;;
+    *) run_block "$ds" table3,table2,figure2,figure3_4,section3_4,table4,appendix,beyond || break
        run_block "$ds" table1,figure1 || break ;;
   esac
 done

@@ -35,8 +35,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 # The book's parts of notebook pages, in order: (caption, dataset, artefacts).
 PARTS = (("MNIST", "mnist", ("table1", "figure1", "table2", "table3", "table4", "figure2", "figure3_4",
-                             "appendix")),
-         ("Fashion-MNIST", "fashion_mnist", ("table2", "table3", "figure2", "figure3_4", "appendix")),
+                             "section3_4", "appendix")),
+         ("Fashion-MNIST", "fashion_mnist", ("table2", "table3", "figure2", "figure3_4", "section3_4",
+                                             "appendix")),
          ("Beyond the paper", "mnist", ("beyond",)))
 ARTEFACTS = {"mnist": PARTS[0][2] + PARTS[2][2], "fashion_mnist": PARTS[1][2]}  # each dataset's pages
 CAPTIONS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}

@@ -52,6 +52,7 @@ class Estimate:
 
     values: tuple[float, ...]
     stderrs: tuple[float, ...] | None = None  # per seed: IWAE over images, FID bootstrap, KL MC
+    offset: float = 0.0  # the constant :meth:`shift` added: non-zero for a number minus a constant
 
     def __post_init__(self):
         object.__setattr__(self, "values", tuple(float(v) for v in self.values))
@@ -110,20 +111,24 @@ class Estimate:
             raise ValueError(f"cannot subtract estimates over {other.n} and {self.n} seeds")
         values = [a - b for a, b in zip(self.values, other.values, strict=True)]
         if self.stderrs is None and other.stderrs is None:
-            return Estimate(values)
+            return Estimate(values, None, self.offset - other.offset)
         sa, sb = self.stderrs or (0.0,) * self.n, other.stderrs or (0.0,) * self.n
-        return Estimate(values, [math.hypot(a, b) for a, b in zip(sa, sb, strict=True)])
+        return Estimate(values, [math.hypot(a, b) for a, b in zip(sa, sb, strict=True)],
+                        self.offset - other.offset)
 
     def __neg__(self) -> Estimate:
-        return Estimate([-v for v in self.values], self.stderrs)
+        return Estimate([-v for v in self.values], self.stderrs, -self.offset)
 
     def shift(self, c: float) -> Estimate:
-        return Estimate([v + c for v in self.values], self.stderrs)
+        """This number plus the constant ``c``: what a comparison with a constant (a threshold,
+        chance, a bound) decides on; :func:`positive` asks such a claim to name its threshold."""
+        return Estimate([v + c for v in self.values], self.stderrs, self.offset + c)
 
 
 def exact(value: float, n: int = 1) -> Estimate:
-    """A constant (a bound, the paper's number) as an estimate with zero error."""
-    return Estimate([value] * n, [0.0] * n)
+    """A constant (a bound, the paper's number) as an estimate with zero error: a claim on a
+    difference with it names its threshold (:func:`positive`)."""
+    return Estimate([value] * n, [0.0] * n, value)
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,7 @@ class Claim:
     basis: str
     unit: str = ""
     crit: float = Z  # the standard errors the margin had to exceed (:func:`critical`)
+    threshold: str | None = None  # against a constant: the paper's (or our reading of its words)
 
     @property
     def z(self) -> float | None:
@@ -158,7 +164,7 @@ class Claim:
 
     def to_json(self) -> dict:
         return {"text": self.text, "verdict": self.verdict, "margin": self.margin, "se": self.se,
-                "basis": self.basis, "unit": self.unit, "critical": self.crit,
+                "basis": self.basis, "unit": self.unit, "critical": self.crit, "threshold": self.threshold,
                 "margin_text": self.margin_text()}
 
 
@@ -179,10 +185,28 @@ def verdict(margin: float, se: float | None, crit: float = Z) -> str:
     return "unresolved"
 
 
-def positive(text: str, d: Estimate, unit: str = "") -> Claim:
-    """The claim "d > 0"."""
+def positive(text: str, d: Estimate, unit: str = "", threshold: str | None = None) -> Claim:
+    """The claim "d > 0". A claim compares two measured numbers; where ``d`` is one number minus a
+    constant (:meth:`Estimate.shift`), the constant must be a threshold the paper states (or our
+    reading of its words), named in ``threshold``: chance and bounds, which a model that ignores z
+    passes too, are checks (:func:`check`), and this refuses them."""
+    if d.offset and threshold is None:
+        raise ValueError(f"{text!r} compares a number with the constant {-d.offset:g}: name the threshold of "
+                         "the paper's it tests (threshold=...), or show a comparison with chance or a bound "
+                         "as a check (sigmavae.claims.check)")
+    return _decide(text, d, unit, threshold)
+
+
+def _decide(text: str, d: Estimate, unit: str = "", threshold: str | None = None) -> Claim:
     crit = critical(d.n)
-    return Claim(text, verdict(d.mean, d.se, crit), d.mean, d.se, basis(d), unit, crit)
+    return Claim(text, verdict(d.mean, d.se, crit), d.mean, d.se, basis(d), unit, crit, threshold)
+
+
+def check(text: str, d: Estimate, against: str, unit: str = "") -> dict:
+    """"d > 0" against chance or a bound, which a model that ignores z would pass too: shown as a
+    check labelled with what it is against, passed when it holds by the rule."""
+    c = _decide(text, d, unit)
+    return {"text": f"{text}: against {against}", "passed": c.verdict == "holds", "margin": c.margin_text()}
 
 
 def greater(text: str, a: Estimate, b: Estimate, unit: str = "") -> Claim:
@@ -195,13 +219,15 @@ def within(text: str, d: Estimate, bound: float, unit: str = "") -> Claim:
     """The claim "|d| < bound": the margin is bound - |mean d|."""
     m = d.mean
     sign = 1.0 if m >= 0 else -1.0
-    return positive(text, Estimate([bound - sign * v for v in d.values], d.stderrs), unit)
+    return positive(text, Estimate([bound - sign * v for v in d.values], d.stderrs, bound), unit,
+                    threshold=f"|difference| < {bound:g}")
 
 
 def between(text: str, x: Estimate, low: float, high: float, unit: str = "") -> Claim:
     """The claim "low < x < high": the margin is the distance to the nearer bound."""
     nearer = low if x.mean - low < high - x.mean else high
-    return positive(text, x.shift(-low) if nearer == low else -(x.shift(-high)), unit)
+    return positive(text, x.shift(-low) if nearer == low else -(x.shift(-high)), unit,
+                    threshold=f"between {low:g} and {high:g}")
 
 
 def all_of(text: str, parts: Sequence[Claim]) -> Claim:
@@ -215,11 +241,12 @@ def all_of(text: str, parts: Sequence[Claim]) -> Claim:
         return (-math.inf if p.strength is None else p.strength), p.margin
 
     weakest = min(parts, key=strength)
-    return Claim(text, v, weakest.margin, weakest.se, weakest.basis, weakest.unit, weakest.crit)
+    return Claim(text, v, weakest.margin, weakest.se, weakest.basis, weakest.unit, weakest.crit,
+                 weakest.threshold)
 
 
 def unresolved(claim: Claim, reason: str) -> Claim:
     """``claim`` made unresolved, with ``reason`` beside its basis: what decides it is not the
     method (e.g. it compares with a model that learned nothing from z)."""
     return Claim(claim.text, "unresolved", claim.margin, claim.se, f"{claim.basis}; {reason}", claim.unit,
-                 claim.crit)
+                 claim.crit, claim.threshold)

@@ -131,7 +131,8 @@ def _reproduce_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper"),
                    help="parameter profile (sigmavae.params.PROFILES)")
     r.add_argument("--only", default=None,
-                   help="comma-separated: table1,figure1,table3,table2,figure2,table4,figure3_4,appendix")
+                   help="comma-separated: table1,figure1,table3,table2,figure2,table4,figure3_4,section3_4,"
+                        "appendix,beyond")
     r.add_argument("--notebooks", default="notebooks", help="the notebooks folder (of the repository)")
     r.add_argument("--out", default=None, help="where executed notebooks go (default: replace them)")
     r.add_argument("--jobs", type=int, default=1,

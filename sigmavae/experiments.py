@@ -15,6 +15,7 @@ This module only gathers them; each lives with its family:
   and :func:`appendix_samples`;
 - :mod:`sigmavae.log_likelihoods`: :func:`table3`, IWAE and the references that decide it;
 - :mod:`sigmavae.uncertainty`: :func:`uncertainty`, Figures 3-4;
+- :mod:`sigmavae.two_stages`: :func:`section3_4`, why Algorithm 1 has two stages and a floor;
 - :mod:`sigmavae.beyond`: :func:`beyond`, the questions beyond the paper;
 - :mod:`sigmavae.outcomes`: what they share (:class:`~sigmavae.outcomes.Outcome`, measuring seed by
   seed, the collapse check, paired FIDs).
@@ -32,10 +33,12 @@ from .generation import appendix_samples, figure2, table2, table4
 from .log_likelihoods import table3
 from .outcomes import Outcome
 from .sigma2_sweep import figure1, table1
+from .two_stages import section3_4
 from .uncertainty import uncertainty
 
-__all__ = ["RUNNERS", "Outcome", "appendix_samples", "beyond", "figure1", "figure2", "resolve", "table1",
-           "table2", "table3", "table4", "uncertainty"]
+__all__ = ["RUNNERS", "Outcome", "appendix_samples", "beyond", "figure1", "figure2", "resolve",
+           "section3_4", "table1", "table2", "table3", "table4", "uncertainty"]
 
 RUNNERS = {"table1": table1, "figure1": figure1, "table2": table2, "table3": table3, "table4": table4,
-           "figure2": figure2, "figure3_4": uncertainty, "appendix": appendix_samples, "beyond": beyond}
+           "figure2": figure2, "figure3_4": uncertainty, "section3_4": section3_4,
+           "appendix": appendix_samples, "beyond": beyond}

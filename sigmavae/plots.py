@@ -207,3 +207,23 @@ def sigma2_trace_figure(traces: dict, bounds: dict | None = None, steps_per_epoc
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def variance_histogram_figure(histograms: dict, marks: dict, title: str):
+    """Where per-pixel σ² lies: one step histogram per model (name → (log10 edges, counts)), as the
+    share of pixels per bin, with vertical lines at ``marks`` (label → σ²), e.g. a floor."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3))
+    for name, (edges, counts) in histograms.items():
+        total = sum(counts) or 1
+        ax.stairs([c / total for c in counts], edges, label=name)
+    for i, (label, value) in enumerate(marks.items()):
+        ax.axvline(math.log10(value), color="0.3", ls=("--", ":")[i % 2], lw=1, label=label)
+    ax.set_xlabel("log10 σ² (per pixel, test reconstructions)")
+    ax.set_ylabel("share of pixels")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

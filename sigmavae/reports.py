@@ -28,6 +28,7 @@ from .plots import (
     sigma2_trace_figure,
     sweep_figure,
     uncertainty_figure,
+    variance_histogram_figure,
 )
 
 
@@ -243,6 +244,38 @@ def uncertainty_figures(o: Outcome):
     return (uncertainty_figure(x, recon, var_r, f"Figure 3: reconstructions and their σ² ({epochs})"),
             uncertainty_figure(None, gen, var_g, f"Figure 4: samples from q̂ and their σ² ({epochs})",
                                labels=("", "sample", "σ²")))
+
+
+def section3_4(o: Outcome):
+    """Algorithm 1 beside the per-pixel variance learned from the first epoch with no floor: a
+    column per model, a row per measure, then the paired differences the claims rest on."""
+    n = o.numbers
+    rows = [("epochs", lambda m: n["epochs"][m]),
+            ("median σ²", lambda m: f"{n['median'][m].mean:.3g}"),
+            ("1st / 99th percentile of σ²", lambda m: f"{n['p1'][m].mean:.3g} / {n['p99'][m].mean:.3g}"),
+            ("smallest σ²", lambda m: f"{n['min'][m].mean:.3g}"),
+            ("share of pixels with σ below one grey level (1/255)",
+             lambda m: _cell(n["below grey level"][m], 3)),
+            ("share of pixels below ½σ²_dataset", lambda m: _cell(n["below floor"][m], 3)),
+            (f"test IWAE with q̂, density (nats, {n['images']} images)", lambda m: _cell(n["density"][m], 1)),
+            ("test IWAE with q̂, 8-bit pixels (nats)", lambda m: _cell(n["discrete"][m], 1)),
+            (f"{n['fid_kind']}, q̂", lambda m: _cell(n["fid qhat"][m], 1)),
+            ("8-bit IWAE (prior) over the mean image (nats)", lambda m: _cell(n["beats reference"][m], 1))]
+    models = list(n["median"])
+    frame = _frame([{"measure": label, **{m: f(m) for m in models}} for label, f in rows], "measure")
+    label = "Algorithm 1 minus the other, paired"
+    diffs = _frame([{label: "IWAE, density (nats)", "value": _cell(n["density gain"], 1)},
+                    {label: "IWAE, 8-bit pixels (nats)", "value": _cell(n["discrete gain"], 1)},
+                    {label: f"{n['fid_kind']}, q̂ (the other's minus Algorithm 1's)",
+                     "value": _cell(n["fid gain"], 1)}], label)
+    return frame, diffs
+
+
+def section3_4_figure(o: Outcome):
+    f = o.figures
+    marks = {"½σ²_dataset (Algorithm 1's floor)": f["floor"],
+             "one grey level, (1/255)²": o.numbers["grey_level"] ** 2}
+    return variance_histogram_figure(f["histograms"], marks, f"Where σ² lies (seed {o.params.seeds[0]})")
 
 
 # ----------------------------------------------------------------------------- beyond the paper

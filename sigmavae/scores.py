@@ -406,3 +406,38 @@ def uncertainty_score(store: Store, config: TrainConfig, p: Params, seed: int, n
     settings = {"n": UNCERTAINTY_IMAGES, "seed": seed, "bootstrap": n_boot, "trivial": "train-variance",
                 "samples": UNCERTAINTY_SAMPLES, "components": p.components, "qhat_points": p.qhat_points}
     return store.score(config, "uncertainty", settings, compute)
+
+
+GREY_LEVEL = 1 / 255  # the 8-bit grid's step: a σ below it claims a precision the data do not have
+LOG10_BINS = torch.linspace(-12, 1, 53, dtype=torch.float64)  # σ² histogram edges, ¼ decade apart
+
+
+def variance_score(store: Store, config: TrainConfig, p: Params, seed: int, floor: float) -> dict:
+    """Section 3.4: what the per-pixel σ²(z) of ``config``'s model is on the reconstructions
+    (posterior mean) of :data:`UNCERTAINTY_IMAGES` test images: the 1st, 10th, 50th, 90th and 99th
+    percentiles over all their pixels, the minimum, the histogram of log10 σ² (:data:`LOG10_BINS`,
+    values beyond the edges in the end bins), and per image the share of pixels with σ below one
+    grey level (:data:`GREY_LEVEL`) and with σ² below ``floor`` (Algorithm 1's ½σ²_dataset), each
+    mean ± standard error over images."""
+    def compute():
+        model = store.model(config)
+        x = store.images(p.dataset, "test")[:UNCERTAINTY_IMAGES]
+        with torch.no_grad():
+            recon, log_var = model.decode(model.encode(x)[0])
+        log_var = log_var.expand_as(recon).double().cpu()
+        var = log_var.exp().mean(1).flatten(1)  # [N, pixels], as Figure 3 shows it
+        log10 = var.log10().clamp(LOG10_BINS[0], LOG10_BINS[-1]).flatten()
+        counts = torch.histogram(log10, LOG10_BINS).hist
+        root = math.sqrt(len(x))
+
+        def share(below: float) -> dict:
+            s = (var < below).double().mean(1)
+            return {"mean": float(s.mean()), "stderr": float(s.std()) / root}
+
+        q = torch.tensor([0.01, 0.1, 0.5, 0.9, 0.99], dtype=torch.float64)
+        return {"quantiles_1_10_50_90_99": var.flatten().quantile(q).tolist(), "min": float(var.min()),
+                "below_grey_level": share(GREY_LEVEL ** 2), "below_floor": share(floor),
+                "log10_edges": LOG10_BINS.tolist(), "log10_counts": counts.tolist()}
+
+    return store.score(config, "variance", {"n": UNCERTAINTY_IMAGES, "floor": floor, "grey_level": GREY_LEVEL,
+                                            "bins": [-12, 1, 53]}, compute)

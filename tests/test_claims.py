@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from sigmavae.claims import Estimate, all_of, between, exact, greater, positive, verdict, within
+from sigmavae.claims import Estimate, all_of, between, check, exact, greater, positive, verdict, within
 
 
 def test_estimate_across_seeds_and_from_one_estimator():
@@ -115,3 +115,27 @@ def test_few_seeds_need_students_t_not_two_standard_errors():
     # several claims: the weakest by z over its own critical value
     weakest = all_of("both", [c, one])
     assert weakest.verdict == "unresolved" and weakest.basis == "3 seeds, t(2)"
+
+
+# ----------------------------------------------------------------------------- comparators (issue 32)
+
+
+def test_a_claim_against_a_constant_must_name_the_papers_threshold():
+    """Chance (AUROC 0.5) and bounds are passed by a model that ignores z: they are checks. A claim
+    against a constant is refused unless it names the threshold of the paper's it tests."""
+    auroc = Estimate([0.82], [0.01])
+    with pytest.raises(ValueError, match="constant 0.5.*threshold.*check"):
+        positive("σ² ranks the worst pixels first", auroc.shift(-0.5))
+    with pytest.raises(ValueError, match="constant"):
+        positive("the gap", -(auroc.shift(-0.5)))  # negated, still against 0.5
+    named = positive("most pixels", auroc.shift(-0.5), threshold="ours: over half")
+    assert named.verdict == "holds" and named.to_json()["threshold"] == "ours: over half"
+    as_check = check("σ² ranks the worst pixels first", auroc.shift(-0.5), "chance")
+    assert as_check["passed"] and as_check["text"].endswith("against chance")
+
+
+def test_a_difference_of_two_measured_numbers_needs_no_threshold():
+    a, b = Estimate([3.0], [0.5]), Estimate([1.0], [0.5])
+    assert positive("a > b", a - b).threshold is None
+    assert (a.shift(-1) - b.shift(-1)).offset == 0  # the constants cancel
+

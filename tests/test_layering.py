@@ -10,7 +10,7 @@ ORDER = ["__init__", "runtime", "precision", "data", "config", "distributed", "l
          "fid", "evidence",
          "cache", "claims", "paper", "literature", "params",
          "artefacts", "scores", "outcomes", "headlines", "sigma2_sweep", "generation", "log_likelihoods",
-         "uncertainty", "beyond", "experiments", "plots", "reports",
+         "uncertainty", "two_stages", "beyond", "experiments", "plots", "reports",
          "sweeps", "reproduce", "cli"]
 # Imported inside a function on purpose: an optional dependency's module, not a cycle.
 OPTIONAL = {("cli", "reproduce")}  # papermill: `pip install sigmavae[notebooks]`

@@ -503,7 +503,7 @@ def test_the_only_uncertainty_claim_compares_with_the_map_that_ignores_z():
 
 def at_chance(auroc: Estimate):
     """A comparison with 0.5, for the rule's tests."""
-    return positive("AUROC above 0.5", auroc.shift(-0.5))
+    return positive("AUROC above 0.5", auroc.shift(-0.5), threshold="0.5 (a test of the rule)")
 
 
 # ----------------------------------------------------------------------------- one seed, several
