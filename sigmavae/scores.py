@@ -409,6 +409,7 @@ def uncertainty_score(store: Store, config: TrainConfig, p: Params, seed: int, n
 
 
 GREY_LEVEL = 1 / 255  # the 8-bit grid's step: a σ below it claims a precision the data do not have
+BELOW = 1e-5  # "below a threshold": by more than this relative margin, float32's rounding of σ² at it
 LOG10_BINS = torch.linspace(-12, 1, 53, dtype=torch.float64)  # σ² histogram edges, ¼ decade apart
 
 
@@ -430,8 +431,8 @@ def variance_score(store: Store, config: TrainConfig, p: Params, seed: int, floo
         counts = torch.histogram(log10, LOG10_BINS).hist
         root = math.sqrt(len(x))
 
-        def share(below: float) -> dict:
-            s = (var < below).double().mean(1)
+        def share(below: float) -> dict:  # by more than BELOW
+            s = (var < below * (1 - BELOW)).double().mean(1)
             return {"mean": float(s.mean()), "stderr": float(s.std()) / root}
 
         q = torch.tensor([0.01, 0.1, 0.5, 0.9, 0.99], dtype=torch.float64)
@@ -440,4 +441,4 @@ def variance_score(store: Store, config: TrainConfig, p: Params, seed: int, floo
                 "log10_edges": LOG10_BINS.tolist(), "log10_counts": counts.tolist()}
 
     return store.score(config, "variance", {"n": UNCERTAINTY_IMAGES, "floor": floor, "grey_level": GREY_LEVEL,
-                                            "bins": [-12, 1, 53]}, compute)
+                                            "below": BELOW, "bins": [-12, 1, 53]}, compute)

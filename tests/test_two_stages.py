@@ -94,3 +94,24 @@ def test_variance_score_shares_and_percentiles_are_those_of_the_model(tmp_path, 
     counts = torch.tensor(s["log10_counts"])
     assert counts.sum() == x.numel()
     assert counts[counts > 0].tolist() == [int((x == 0).sum()), int((x != 0).sum())]
+
+
+class AtTheFloor(KnownVariance):
+    """σ² = the floor everywhere, as Algorithm 1's variance network gives it where its output is 0:
+    log(0 + floor) in float32, which reads back a hair below the floor."""
+
+    def decode(self, z):
+        x = z.view(-1, 1, 28, 28)
+        return x, torch.log(torch.zeros_like(x) + 0.00764).float()
+
+
+def test_sigma2_at_the_floor_is_not_below_it(tmp_path, monkeypatch, one_thread):
+    monkeypatch.setattr(scores, "UNCERTAINTY_IMAGES", 50)
+    p = resolve("section3_4", profile="smoke", cache_dir=str(tmp_path / "cache"), device="cpu",
+                progress=False)
+    store = Store(runtime=p.runtime)
+    config = section3_4_models(p, 0)[ALGORITHM_1]
+    store.attach(config, tmp_path / "run", AtTheFloor())
+    assert torch.tensor(0.00764).log().double().exp() < 0.00764  # what float32 does to it
+    s = scores.variance_score(store, config, p, 0, floor=0.00764)
+    assert s["below_floor"]["mean"] == 0.0 and s["min"] == pytest.approx(0.00764, rel=1e-6)
