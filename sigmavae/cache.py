@@ -290,6 +290,7 @@ class Store:
         self._planned: list[str] = []  # the config keys a page declared (train), in order: progress lines
         self._start = time.perf_counter()
         self._inner = 0.0  # seconds spent in timed computations (:meth:`_timed`)
+        self._depth = 0  # how many timed computations are under way: scores inside one are not counted
         self._models: dict = {}
         self._qhats: dict = {}
         self._images: dict = {}
@@ -426,11 +427,22 @@ class Store:
             self._use(config)
         return value if found is None else read_file(found, f"delete {found}: it is drawn again")
 
+    def _count_score(self, precision: str) -> None:
+        """Count a score the page asked for, in :meth:`provenance`; not one computed on the way to
+        another (a page that reads the outer one from the evidence store never asks for it), so
+        that a page's counts are the same whether its scores were computed or read."""
+        if self._depth == 0:
+            self._provenance["scored", precision] += 1
+
     def _timed(self, compute: Callable):
         """``compute()`` and its own seconds: those of the q̂, scores and figures it computed on the
         way (each said on its own line) left out, so that a page's lines add up."""
         start, inner = time.perf_counter(), self._inner
-        value = compute()
+        self._depth += 1
+        try:
+            value = compute()
+        finally:
+            self._depth -= 1
         took = time.perf_counter() - start
         nested = self._inner - inner  # what compute() computed through this store, timed there
         self._inner = inner + took
@@ -469,7 +481,7 @@ class Store:
             if config is not None:
                 self._use(config)
             stored = read_file(found, f"delete {found}: it is computed again")
-            self._provenance["scored", stored.get("precision", "fp32")] += 1
+            self._count_score(stored.get("precision", "fp32"))
             return stored["value"]
         value, seconds = self._timed(compute)
         self._say(f"{kind} of {model_name(config) if config is not None else 'no model'}: computed in "
@@ -477,7 +489,7 @@ class Store:
         atomic_write(path, json.dumps({"kind": kind, "settings": settings, "value": value,
                                        "precision": self.precision, "machine": machine(str(self.device)),
                                        "commit": commit()}, indent=1))
-        self._provenance["scored", self.precision] += 1
+        self._count_score(self.precision)
         self.computed[kind] += 1
         if config is not None:
             self._use(config)

@@ -255,3 +255,22 @@ def test_the_repositorys_evidence_store_is_not_ignored_by_git():
             out = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "--no-index",
                                   f"evidence/{entry}"])
             assert out.returncode == 1, f"git ignores evidence/{entry}"
+
+
+def test_a_page_counts_the_same_scores_whether_it_computed_them_or_read_them(tmp_path):
+    """A score computed on the way to another (the mean image's σ² inside its 8-bit score) is not
+    one the page asked for: a fresh clone that reads the outer score from the store never asks for
+    it, and its results JSON must be the computing machine's."""
+    def page(store):
+        def outer():
+            inner = store.score(None, "inner", {}, lambda: {"v": 2.0})["v"]
+            return {"v": inner + 1}
+        return store.score(None, "outer", {}, outer)["v"], store.provenance()["scored"]
+
+    computing = Store(runtime=Runtime(device="cpu", cache_dir=tmp_path / "a", progress=False,
+                                      precision="fp32", evidence_dir=tmp_path / "nowhere"))
+    value, counted = page(computing)
+    assert value == 3.0 and counted == {"fp32": 1}
+    evidence.put(tmp_path / "a", tmp_path / "evidence")
+    fresh = Store(runtime=reading(tmp_path, tmp_path / "evidence"))
+    assert page(fresh) == (3.0, {"fp32": 1}) and not fresh.computed
