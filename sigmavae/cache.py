@@ -418,7 +418,8 @@ class Store:
         found = self._stored(path)
         if found is None:
             value, seconds = self._timed(lambda: {k: v.detach().cpu() for k, v in compute().items()})
-            value = {k: v.contiguous() for k, v in value.items()}
+            value = {k: v.contiguous().clone() for k, v in value.items()}  # own storage: a slice of
+            # the test set would save all of it (torch.save writes a view's whole storage)
             self._say(f"{name} of {model_name(config) if config is not None else 'no model'}: drawn in "
                       f"{seconds:.0f} s", config)
             atomic_write(path, value)

@@ -274,3 +274,17 @@ def test_a_page_counts_the_same_scores_whether_it_computed_them_or_read_them(tmp
     evidence.put(tmp_path / "a", tmp_path / "evidence")
     fresh = Store(runtime=reading(tmp_path, tmp_path / "evidence"))
     assert page(fresh) == (3.0, {"fp32": 1}) and not fresh.computed
+
+
+def test_a_figure_entry_holds_its_tensors_not_the_dataset_they_were_sliced_from(tmp_path):
+    """Figures 3-4's first test images are a slice of the whole test set; torch.save writes a
+    view's whole storage, so an entry would carry all 10,000 images (31 MB) for the 10 it shows."""
+    store = Store(runtime=Runtime(device="cpu", cache_dir=tmp_path / "a", progress=False, precision="fp32",
+                                  evidence_dir=tmp_path / "nowhere"))
+    dataset = torch.rand(10_000, 1, 28, 28)
+    shown = store.figure(None, "decoded", {"n": 10}, lambda: {k: dataset[:10] for k in
+                                                                 ("x", "recon", "sigma2_recon", "samples",
+                                                                  "sigma2_samples")})
+    assert torch.equal(shown["x"], dataset[:10])
+    entry = next((tmp_path / "a").rglob("decoded-*.pt"))
+    assert entry.stat().st_size < 5 * 10 * 784 * 4 + 10_000  # five 10-image tensors and the zip's headers
