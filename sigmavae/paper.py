@@ -327,7 +327,6 @@ def uncertainty_checks(auroc: Estimate, spearman_above_floor: Estimate,
             check(figure4, generated_spearman, "chance")]
 
 
-
 MOST = 0.5  # ours: "gets stuck at very small values" as most test pixels below Algorithm 1's floor
 
 
