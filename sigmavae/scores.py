@@ -410,7 +410,8 @@ def uncertainty_score(store: Store, config: TrainConfig, p: Params, seed: int, n
 
 GREY_LEVEL = 1 / 255  # the 8-bit grid's step: a σ below it claims a precision the data do not have
 BELOW = 1e-5  # "below a threshold": by more than this relative margin, float32's rounding of σ² at it
-LOG10_BINS = torch.linspace(-12, 1, 53, dtype=torch.float64)  # σ² histogram edges, ¼ decade apart
+LOG10_RANGE = (-12, 1, 53)  # σ² histogram: log10 edges from, to, how many (¼ decade apart)
+LOG10_BINS = torch.linspace(*LOG10_RANGE, dtype=torch.float64)
 
 
 def variance_score(store: Store, config: TrainConfig, p: Params, seed: int, floor: float) -> dict:
@@ -441,4 +442,4 @@ def variance_score(store: Store, config: TrainConfig, p: Params, seed: int, floo
                 "log10_edges": LOG10_BINS.tolist(), "log10_counts": counts.tolist()}
 
     return store.score(config, "variance", {"n": UNCERTAINTY_IMAGES, "floor": floor, "grey_level": GREY_LEVEL,
-                                            "below": BELOW, "bins": [-12, 1, 53]}, compute)
+                                            "below": BELOW, "bins": list(LOG10_RANGE)}, compute)

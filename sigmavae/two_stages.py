@@ -20,6 +20,7 @@ from .metrics import paired_difference
 from .outcomes import Outcome, epochs_of, models_first, per_seed
 from .params import Params
 from .scores import (
+    BELOW,
     GREY_LEVEL,
     discrete_iwae_score,
     fid_difference,
@@ -49,7 +50,7 @@ def section3_4(p: Params, store: Store | None = None) -> Outcome:
                                      MODELS, collapsed)
     above = zip(est["min"][ALGORITHM_1].values, est["floor"].values, strict=True)
     checks = [{"text": "Algorithm 1's σ² never falls below its floor ½σ²_dataset (by construction)",
-               "passed": all(m >= f * (1 - 1e-5) for m, f in above)}]
+               "passed": all(m >= f * (1 - BELOW) for m, f in above)}]
     numbers = {**est, "collapsed": collapsed, "epochs": epochs_of(section3_4_models(p, p.seeds[0])),
                "grey_level": GREY_LEVEL, "images": IMAGES, "fid_kind": fid_kind(store, p)}
     histograms = {name: variance_score(store, c, p, p.seeds[0], est["floor"].values[0])
