@@ -136,11 +136,11 @@ def calibrated_iwae_score(store: Store, config: TrainConfig, p: Params, seed: in
     (:func:`sigmavae.training.dataset_sigma2`, one z per image), then the IWAE of
     :func:`iwae_score` at σ²_cal, with the same q̂ (it depends on the encoder alone) and the same
     importance samples. For a model trained at a fixed σ² this is the likelihood its decoder could
-    have had; ``sigma2`` holds σ²_cal."""
+    have had; for a per-pixel σ²(z) (Eq. 11) it is its decoder mean's alone, the variance network
+    set aside: what its samples show. ``sigma2`` holds σ²_cal."""
     def compute():
         model = copy.deepcopy(store.model(config))
-        if model.variance == "pixel":
-            raise ValueError("a per-pixel variance has no global σ² to calibrate")
+        model.variance = "global"  # a per-pixel σ²(z) set aside: the decoder mean at one σ²
         sigma2 = dataset_sigma2(model, store.images(p.dataset, "train"), seed)
         model.set_sigma2(sigma2)
         x = store.images(p.dataset, "test")[:p.n_samples]

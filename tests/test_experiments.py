@@ -188,3 +188,23 @@ def test_a_calibrated_decoder_is_its_own_eq_10_sigma2_and_scores_above_its_fixed
     assert model.sigma2 == pytest.approx(0.5)  # the cached model itself is left as it was
     ref = scores.mean_image_score(store, p, None)
     assert len(ref["per_image"]) == len(raw["prior"]["per_image"]) == 64
+
+
+def test_a_per_pixel_variance_model_calibrates_its_decoder_mean_alone(tmp_path):
+    """Issue 33: a per-pixel σ²(z) model whose mean ignores z can still beat the mean image through
+    its variance network; what its samples show is its decoder mean. Calibrated, that mean is scored
+    at Eq. 10's global σ² (its mean squared error, one z per image), the variance network set aside."""
+    p = resolve("table3", dataset="synthetic", latent_dim=2, epochs1=2, epochs2=1, seeds=[0],
+                n_samples=64, iwae_k=3, components=2, cache_dir=str(tmp_path), device="cpu", progress=False)
+    store = Store(runtime=p.runtime)
+    config = p.config("sigma", seed=0)
+    assert scores.pixel_variance_of(config)
+    pixel, cal = scores.iwae_score(store, config, p, 0), scores.calibrated_iwae_score(store, config, p, 0)
+    model, x = store.model(config), store.images("synthetic", "train").float() / 255
+    assert model.variance == "pixel"  # the cached model is left as it was
+    eps = torch.randn(len(x), 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        mu, sigma = model.encode(x)
+        mse = float((model.decode(mu + sigma * eps)[0].double() - x.double()).square().mean())
+    assert cal["sigma2"] == pytest.approx(mse, rel=1e-4)
+    assert cal["prior"]["mean"] != pytest.approx(pixel["prior"]["mean"], abs=1.0)  # not σ²(z)'s
