@@ -59,6 +59,13 @@ def _real_mnist() -> Path:
 REAL = _real_mnist()
 
 
+def _count(name: str) -> int:
+    """How many images (or labels) REAL's IDX file ``name`` holds, from its header: 60000 for the
+    original training split, N_TRAIN for the files made from the bundled digits."""
+    with open(REAL / name, "rb") as fh:
+        return struct.unpack(">ii", fh.read(8))[1]
+
+
 def _closed_port() -> int:
     """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
     with socket.socket() as s:
@@ -285,7 +292,8 @@ def test_truncated_idx_file_is_refused_naming_it(tmp_path, capsys):
         load_dataset("mnist", "train", root=tmp_path)
     msg = str(err.value)
     assert msg.startswith(f"{images} is truncated or corrupt")
-    assert f"expected {16 + 60000 * 784} bytes for 60000 28×28 images, found {16 + 1000 * 784 + 5}" in msg
+    n = _count(images.name)
+    assert f"expected {16 + n * 784} bytes for {n} 28×28 images, found {16 + 1000 * 784 + 5}" in msg
     assert "delete it" in msg and "--download" in msg
     with pytest.raises(CorruptDatasetError, match="truncated or corrupt"):  # the test split: all four checked
         load_dataset("mnist", "test", root=tmp_path)
@@ -308,11 +316,12 @@ def test_wrong_magic_number_and_truncated_labels(tmp_path, capsys):
     assert str(images) in msg and "magic number 2049" in msg and "expected 2051" in msg and "delete" in msg
     shutil.copyfile(REAL / images.name, images)
     labels = raw / "train-labels-idx1-ubyte"
-    os.truncate(labels, 8 + 59_999)
+    n = _count(labels.name)
+    os.truncate(labels, 8 + n - 1)
     with pytest.raises(CorruptDatasetError) as err:
         load_labels("mnist", "train", root=tmp_path)
     assert str(err.value).startswith(
-        f"{labels} is truncated or corrupt (expected 60008 bytes for 60000 labels, found 60007)")
+        f"{labels} is truncated or corrupt (expected {8 + n} bytes for {n} labels, found {8 + n - 1})")
     labels.write_bytes(b"\x00\x00")  # shorter than the header
     code = cli.main(_train_cli(tmp_path, tmp_path / "r", download=False))
     assert code == 2
