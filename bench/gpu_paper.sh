@@ -13,13 +13,18 @@
 # them into evidence/ with `sigmavae evidence put`), timings.txt, device.txt, log.txt.
 #
 #   bash bench/gpu_paper.sh prepare                 # here, once: .whl, .devdata; prints the travel size
+#   DEVDATA=mnist bash bench/gpu_paper.sh prepare   # MNIST alone (the travel limit: Fashion's files are 26 MiB)
 #   REHEARSE=1 OUT=/tmp/gpu bash bench/gpu_paper.sh  # here, on CPU: every step at the smoke profile
 #   device run: command "OUT=$OUT bash bench/gpu_paper.sh", carry [".whl", ".devdata"], timeout_s 600
 #   bash bench/import_gpu_run.sh DIR                # here: DIR (the files that came back) → the repo
 #
 # prepare: .whl = Python 3.12 wheels of what the device image lacks (bench/gpu_wheels.py: papermill,
 # nbclient, ipykernel, jupyter_client, pytorch-fid and their needs), .devdata = the IDX files of
-# $DATA (default ../shared/data), xz-compressed. The rehearsal also installs the wheels into a bare
+# $DATA (default ../shared/data) for $DEVDATA (default "mnist fashion"), xz-compressed, and this
+# machine's FID classifiers (from $SIGMAVAE_CACHE, default ~/.cache/sigmavae): the FIDs already in
+# the store were computed with them, and a classifier trained there would give FIDs not comparable.
+# BLOCKS (default: every block of $DATASETS) lists "dataset:notebooks[:seeds]", trained and scored
+# in that order, each block's trainings at once (up to JOBS); TIMINGS=0 skips the GPU timings. The rehearsal also installs the wheels into a bare
 # target with this machine's Python 3.12 (PY312) beside the image's own light packages (fetched into
 # .devimage, which never travels) and runs papermill there on a one-cell notebook.
 set -euo pipefail
@@ -41,12 +46,16 @@ if [ "$MODE" = prepare ]; then
   [ -n "$(ls .whl/*.whl 2>/dev/null)" ] || python3 bench/gpu_wheels.py download .whl --image .devimage
   python3 bench/gpu_wheels.py check .whl
   for pair in mnist:MNIST fashion:FashionMNIST; do
+    case " ${DEVDATA:-mnist fashion} " in *" ${pair%%:*} "*) ;; *) rm -rf ".devdata/${pair%%:*}"; continue ;; esac
     mkdir -p ".devdata/${pair%%:*}"
     for f in "$DATA/${pair#*:}/raw"/*-ubyte; do
       target=".devdata/${pair%%:*}/$(basename "$f").xz"
       [ -s "$target" ] || xz -9 -T0 -c "$f" > "$target"
     done
   done
+  mkdir -p .devdata/classifiers
+  cp "${SIGMAVAE_CACHE:-$HOME/.cache/sigmavae}"/classifier-*-e*.{pt,json} .devdata/classifiers/ 2>/dev/null \
+    || echo "no FID classifier in ${SIGMAVAE_CACHE:-$HOME/.cache/sigmavae}: the device run trains its own"
   travel_size
   exit 0
 fi
@@ -93,12 +102,16 @@ elif [ -n "$(ls .whl/*.whl 2>/dev/null)" ]; then
 fi
 
 # 2. the data, in torchvision's layout
-if [ -d .devdata/mnist ]; then
+if [ -d .devdata/mnist ] || [ -d .devdata/fashion ]; then
   for pair in mnist:MNIST fashion:FashionMNIST; do
+    [ -d ".devdata/${pair%%:*}" ] || continue
     mkdir -p "$WORK/data/${pair#*:}/raw"
     for f in ".devdata/${pair%%:*}"/*.xz; do xz -dc "$f" > "$WORK/data/${pair#*:}/raw/$(basename "$f" .xz)"; done
   done
   export SIGMAVAE_DATA=$WORK/data
+fi
+if [ -n "$(ls .devdata/classifiers/*.pt 2>/dev/null)" ]; then  # the FIDs in the store were computed with these
+  mkdir -p "$WORK/cache" && cp .devdata/classifiers/* "$WORK/cache/"
 fi
 
 # 3. what the machine is
@@ -112,7 +125,7 @@ fi
 say "$(cat "$OUT/device.txt")"
 
 # 4. GPU timings: seconds per MNIST epoch alone, and with J processes sharing the card
-if [ "$(left)" -gt 120 ]; then
+if [ "${TIMINGS:-1}" = 1 ] && [ "$(left)" -gt 120 ]; then
   say "== train_speed $TIMING"
   timeout $(( $(left) / 4 )) python3 bench/train_speed.py --device "$DEVICE" $TIMING 2>&1 | tee -a "$TIMES" || say "train_speed cut short"
   say "== $JOBS processes sharing the card, each: train_speed --steps $SHARE_STEPS --rounds 1"
@@ -125,34 +138,41 @@ fi
 
 # 5. the blocks: trainings, then notebooks; each notebook complete or dropped
 start=$SECONDS
-run_block() {  # dataset, notebooks (comma-separated)
-  local ds=$1 list=$2 nb t
+run_block() {  # dataset, notebooks (comma-separated), seeds ("" = the profile's)
+  local ds=$1 list=$2 seeds=${3:-} nb t
+  local pick=(); [ -z "$seeds" ] || pick=(-p seeds "$seeds")
   mkdir -p "$WORK/done/$ds/results"
   [ "$(left)" -gt 30 ] || { say "no time left for $ds $list"; return 1; }
   t=$SECONDS
   if ! timeout "$(left)" python3 -m sigmavae.cli reproduce --profile "$PROFILE" --train-only --jobs "$JOBS" \
-      --only "$list" -p dataset "$ds" >> "$LOG" 2>&1; then
+      --only "$list" -p dataset "$ds" "${pick[@]}" >> "$LOG" 2>&1; then
     say "$ds $list: training stopped at the limit (or failed) after $((SECONDS - t)) s"; return 1
   fi
-  echo "$ds training for $list: $((SECONDS - t)) s" | tee -a "$TIMES"
+  echo "$ds training for $list${seeds:+ (seeds $seeds)}: $((SECONDS - t)) s" | tee -a "$TIMES"
   for nb in ${list//,/ }; do
     [ "$(left)" -gt 10 ] || { say "no time left for $ds $nb"; return 1; }
     t=$SECONDS
     if timeout "$(left)" python3 -m sigmavae.cli reproduce --profile "$PROFILE" --only "$nb" --out "$WORK/run/$ds" \
-        -p dataset "$ds" -p results_dir "$WORK/res/$ds-$nb" >> "$LOG" 2>&1; then
+        -p dataset "$ds" "${pick[@]}" -p results_dir "$WORK/res/$ds-$nb" >> "$LOG" 2>&1; then
       mv "$WORK/run/$ds/$nb.ipynb" "$WORK/done/$ds/" && mv "$WORK/res/$ds-$nb"/*.json "$WORK/done/$ds/results/"
-      echo "$ds $nb: $((SECONDS - t)) s" | tee -a "$TIMES"
+      echo "$ds $nb${seeds:+ (seeds $seeds)}: $((SECONDS - t)) s" | tee -a "$TIMES"
     else
       say "$ds $nb: stopped at the limit (or failed) after $((SECONDS - t)) s: not returned"; return 1
     fi
   done
 }
-for ds in $DATASETS; do
-  case $ds in
-    fashion_mnist) run_block "$ds" table3,table2,figure2,figure3_4,section3_4,appendix || break ;;
-    *) run_block "$ds" table3,table2,figure2,figure3_4,section3_4,table4,appendix,beyond || break
-       run_block "$ds" table1,figure1 || break ;;
-  esac
+if [ -z "${BLOCKS:-}" ]; then
+  BLOCKS=""
+  for ds in $DATASETS; do
+    case $ds in
+      fashion_mnist) BLOCKS+=" $ds:table3,table2,figure2,figure3_4,section3_4,appendix" ;;
+      *) BLOCKS+=" $ds:table3,table2,figure2,figure3_4,section3_4,table4,appendix,beyond $ds:table1,figure1" ;;
+    esac
+  done
+fi
+for block in $BLOCKS; do
+  IFS=: read -r ds list seeds <<< "$block"
+  run_block "$ds" "$list" "$seeds" || break
 done
 echo "the profile: $((SECONDS - start)) s" | tee -a "$TIMES"
 
@@ -167,11 +187,18 @@ if [ -d "$WORK/cache/runs" ]; then
   python3 -m sigmavae.cli evidence put "$WORK/cache" --into "$WORK/evidence" | tee -a "$LOG"
 fi
 first=1
-for ds in $DATASETS; do
+for ds in $(for b in $BLOCKS; do echo "${b%%:*}"; done | awk '!seen[$0]++'); do
   if [ -n "$(ls "$WORK/done/$ds"/*.ipynb 2>/dev/null)" ]; then tar -czf "$OUT/notebooks-$ds.tar.gz" -C "$WORK/done/$ds" .; fi
   entries=$(cd "$WORK/evidence" 2>/dev/null && ls -d runs/"$ds"-* 2>/dev/null || true)
   shared=$( [ "$first" = 1 ] && cd "$WORK/evidence" 2>/dev/null && ls -d scores 2>/dev/null || true)
-  if [ -n "$entries$shared" ]; then tar -czf "$OUT/evidence-$ds.tar.gz" -C "$WORK/evidence" schema.json $entries $shared; fi
+  if [ -n "$entries$shared" ]; then  # in parts of 15 MiB (.aa, .ab, …) where larger: the tool returns ≤ 16 MiB a file
+    tar -czf "$WORK/evidence-$ds.tar.gz" -C "$WORK/evidence" schema.json $entries $shared
+    if [ "$(stat -c %s "$WORK/evidence-$ds.tar.gz")" -gt $((15 * MIB)) ]; then
+      split -b $((15 * MIB)) "$WORK/evidence-$ds.tar.gz" "$OUT/evidence-$ds.tar.gz."
+    else
+      mv "$WORK/evidence-$ds.tar.gz" "$OUT/"
+    fi
+  fi
   first=0
 done
 files=$(find "$OUT" -type f | wc -l)

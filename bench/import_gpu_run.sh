@@ -33,11 +33,10 @@ for archive in "$DIR"/notebooks-*.tar.gz; do
   done
   rm -rf "$tmp"
 done
-for archive in "$DIR"/evidence-*.tar.gz; do
-  [ -e "$archive" ] || continue
+for archive in $(ls "$DIR"/evidence-*.tar.gz "$DIR"/evidence-*.tar.gz.aa 2>/dev/null); do
   tmp=$(mktemp -d)
-  tar -xzf "$archive" -C "$tmp"
-  echo "$(basename "$archive") into evidence/:"
+  cat "${archive%.aa}"* | tar -xz -C "$tmp"  # one archive, or its parts .aa, .ab, … in order
+  echo "$(basename "${archive%.aa}") into evidence/:"
   "$PY" -m sigmavae.cli evidence put "$tmp" --into evidence
   rm -rf "$tmp"
 done

@@ -48,7 +48,9 @@ def _collapsed(r: dict) -> str:
     gone = r["numbers"].get("collapsed")
     if gone is None:
         return ""
-    return "collapsed (not beating the mean image at their own σ²): " + (", ".join(gone) or "none")
+    where = gone if isinstance(gone, dict) else {}
+    names = ", ".join(f"{m} ({where[m]})" if where.get(m) else m for m in gone)
+    return "collapsed (not beating the mean image at their own σ²): " + (names or "none")
 
 
 def _fid_table(r: dict) -> list[str]:

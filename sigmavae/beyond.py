@@ -31,7 +31,8 @@ SCORED = list(dict.fromkeys([*TABLE3_MODELS, EQUAL_EPOCHS, *SIGMA_LEARNING]))  #
 FID_PRIOR = (PIXEL, EQUAL_EPOCHS, DATASET)  # also sampled from the prior: stage 2 and its controls
 # per model of SCORED (FID from the prior: FID_PRIOR's), in the order the numbers list them
 PER_MODEL = ("continuous", "discrete small", "discrete", "discrete prior", "bpd", "larger k gain",
-             "density minus probability", "sigma2", "beats reference", "fid qhat", "fid prior")
+             "density minus probability", "sigma2", "beats reference", "decoder beats reference", "fid qhat",
+             "fid prior")
 
 
 def beyond(p: Params, store: Store | None = None) -> Outcome:
@@ -55,11 +56,14 @@ def beyond(p: Params, store: Store | None = None) -> Outcome:
     store = models_first("beyond", p, store)
     d = math.prod(store.images(p.dataset, "test").shape[1:])
     est = per_seed(p, lambda seed: _seed(p, store, seed, d))
-    collapsed = paper.collapsed(est["beats reference"])
+    collapsed = paper.collapsed(est["beats reference"], p.seeds)  # for the likelihoods
+    collapsed_samples = paper.collapsed(est["decoder beats reference"], p.seeds)  # for the FIDs
     claims = [*literature.stage2_claims(est["stage2 density"], est["stage2 discrete"],
-                                        {s: est[f"stage2 fid {s}"] for s in ("qhat", "prior")}, collapsed),
+                                        {s: est[f"stage2 fid {s}"] for s in ("qhat", "prior")}, collapsed,
+                                        collapsed_samples=collapsed_samples),
               *literature.sigma_learning_claims(est["sigma over log sigma"], est["closed over sigma"],
-                                                est["fid sigma minus closed"], collapsed)]
+                                                est["fid sigma minus closed"], collapsed,
+                                                collapsed_samples=collapsed_samples)]
     checks = _checks(p, est)
     traces = {name: [_sigma2_trace(store, beyond_models(p, s)[name]) for s in p.seeds]
               for name in SIGMA_LEARNING}
@@ -68,7 +72,8 @@ def beyond(p: Params, store: Store | None = None) -> Outcome:
     reach = literature.adam_sigma_bound(lr, steps * p.epochs1)
     bounds = [literature.adam_sigma_bound(lr, steps * e) for e in range(1, p.epochs1 + 1)]
     bounds = {"Adam on σ": [b["sigma"] for b in bounds], "Adam on log σ": [b["log_sigma"] for b in bounds]}
-    numbers = {**est, "collapsed": collapsed, "epochs": epochs_of(beyond_models(p, p.seeds[0])), "d": d,
+    numbers = {**est, "collapsed": collapsed, "collapsed samples": collapsed_samples,
+               "epochs": epochs_of(beyond_models(p, p.seeds[0])), "d": d,
                "sigma2_reach": reach, "steps_per_epoch": steps,
                "literature": literature.MNIST_8BIT if p.dataset == "mnist" else [],
                "rybkin_fid": literature.RYBKIN_MNIST_FID, "fid_kind": fid_kind(store, p)}
@@ -105,7 +110,8 @@ def _mean_image(store: Store, p: Params, d: int) -> dict:
 def _likelihoods(p: Params, store: Store, seed: int, configs: dict, d: int) -> tuple[dict, dict]:
     """Per model of :data:`SCORED` on :data:`BEYOND_IMAGES` test images: the density (Table 3's
     IWAE) and the 8-bit probability at k = ``p.iwae_k`` and ``p.iwae_k_large``, in nats and bits per
-    dimension, and their paired differences; σ², the margin over the mean image, FID from q̂. Also
+    dimension, and their paired differences; σ², the margin over the mean image (and the decoder
+    mean's alone, the check of the FID claims), FID from q̂. Also
     each model's per-image log-likelihoods (with q̂), which the paired comparisons use."""
     ip = dataclasses.replace(p, n_samples=BEYOND_IMAGES)
     out, per_image = {q: {} for q in PER_MODEL if q != "fid prior"}, {}
@@ -125,6 +131,7 @@ def _likelihoods(p: Params, store: Store, seed: int, configs: dict, d: int) -> t
         out["density minus probability"][name] = paired_difference(cont["per_image"], small["per_image"])
         out["sigma2"][name] = (sigma2_score(store, c), None)
         out["beats reference"][name] = beats_mean_image(store, c, p, seed)
+        out["decoder beats reference"][name] = beats_mean_image(store, c, p, seed, samples=True)
         out["fid qhat"][name] = fid_score(store, c, p, seed, "qhat")
     return out, per_image
 

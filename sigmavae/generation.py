@@ -27,7 +27,7 @@ def _fid_table(p: Params, store: Store) -> dict:
         return out
 
     fids = per_seed(p, one)
-    beats, collapsed = collapse(p, store, lambda seed: table2_models(p, seed))
+    beats, collapsed = collapse(p, store, lambda seed: table2_models(p, seed), samples=True)
     return {**fids, "beats_mean_image": beats, "collapsed": collapsed,
             "epochs": epochs_of(table2_models(p, p.seeds[0]))}
 
@@ -91,9 +91,11 @@ def table4(p: Params, store: Store | None = None) -> Outcome:
     models_first("table4", p, store)
     reference = min(ms, key=lambda m: abs(m - 32))  # the paper's M for 28×28 data, or the nearest
     by = per_seed(p, lambda seed: _components_seed(p, store, seed, ms, reference))
-    claims = paper.table4_claims(by["fid"], by["prior gap"], by["change"], reference)
+    beats, collapsed = collapse(p, store, lambda seed: ours_model(p, seed), samples=True)
+    claims = paper.table4_claims(by["fid"], by["prior gap"], by["change"], reference, collapsed)
     config = ours_model(p, p.seeds[0])["ours"]
     numbers = {**{q: by[q] for q in ("fid", "heldout", "seconds", "prior gap", "change")},
+               "beats_mean_image": beats, "collapsed": collapsed,
                "fid_prior": by["prior"], "fid_kind": fid_kind(store, p), "epochs": {"ours": epochs(config)}}
     grids = _component_samples(p, store, sorted({ms[0], reference, ms[-1]}))
     return Outcome("table4", p, numbers, claims, headline=headlines.table4(numbers, reference),
@@ -134,7 +136,7 @@ def appendix_samples(p: Params, store: Store | None = None) -> Outcome:
     """Appendix D, Figures 1-13: ``n_samples`` samples per method from q̂ and from the prior
     (Table 2's models, first seed). No claims: the paper's are about the FIDs of Table 2."""
     store = models_first("appendix", p, store)
-    beats, collapsed = collapse(p, store, lambda seed: table2_models(p, seed))
+    beats, collapsed = collapse(p, store, lambda seed: table2_models(p, seed), samples=True)
     numbers = {"beats_mean_image": beats, "collapsed": collapsed,
                "epochs": epochs_of(table2_models(p, p.seeds[0]))}
     return Outcome("appendix", p, numbers, [], headline=headlines.appendix(numbers),

@@ -17,9 +17,11 @@ from . import paper
 from .artefacts import TABLE2_METHODS
 
 
-def listed(names: list[str]) -> str:
-    """The collapsed models as a page pastes them: "VAE, β-VAE" or "none"."""
-    return ", ".join(names) or "none"
+def listed(names: list[str] | dict[str, str]) -> str:
+    """The collapsed models as a page pastes them: "VAE, β-VAE (at seed 1 of 3)" or "none"
+    (``names``: :func:`sigmavae.paper.collapsed`'s {model: where}, or a list of models)."""
+    where = names if isinstance(names, dict) else {}
+    return ", ".join(f"{m} ({where[m]})" if where.get(m) else m for m in names) or "none"
 
 
 def table1(n: dict) -> dict:
@@ -125,7 +127,8 @@ def section3_4(n: dict) -> dict:
             "below_grey_scratch": n["below grey level"][scratch].text(3),
             "floor": n["floor"].mean, "discrete_gain": n["discrete gain"].text(1),
             "density_gain": n["density gain"].text(1), "fid_gain": n["fid gain"].text(1),
-            "fid_kind": n["fid_kind"], "collapsed": listed(n["collapsed"])}
+            "fid_kind": n["fid_kind"], "collapsed": listed(n["collapsed"]),
+            "collapsed_samples": listed(n["collapsed samples"])}
 
 
 def appendix(n: dict) -> dict:
@@ -141,6 +144,7 @@ def beyond(n: dict) -> dict:
             "bpd_mean_image": n["mean image"]["bpd"].text(3), "d_log_255": n["d"] * math.log(255),
             "stage2_density": n["stage2 density"].text(1), "stage2_discrete": n["stage2 discrete"].text(1),
             "stage2_fid_qhat": n["stage2 fid qhat"].text(2), "collapsed": listed(n["collapsed"]),
+            "collapsed_samples": listed(n["collapsed samples"]),
             "sigma_over_log_sigma": n["sigma over log sigma"].text(1),
             "closed_over_sigma": n["closed over sigma"].text(1),
             "reach_sigma2_sigma": reach["sigma"], "reach_sigma2_log_sigma": reach["log_sigma"],

@@ -88,13 +88,14 @@ def _gather(runs: list):
     return Estimate(values, None if any(e is None for e in errs) else errs)
 
 
-def collapse(p: Params, store: Store, configs: Callable[[int], dict]) -> tuple[dict, list[str]]:
+def collapse(p: Params, store: Store, configs: Callable[[int], dict], *,
+             samples: bool = False) -> tuple[dict, dict[str, str]]:
     """Each model of ``configs(seed)`` ({name: config}) against the mean image
-    (:func:`sigmavae.scores.beats_mean_image`), and the names of those collapsed
-    (:func:`sigmavae.paper.collapsed`)."""
-    margins = per_seed(p, lambda seed: {n: beats_mean_image(store, c, p, seed)
+    (:func:`sigmavae.scores.beats_mean_image`; ``samples``: its decoder mean's, the check of claims
+    about samples), and those collapsed, each with the seeds where (:func:`sigmavae.paper.collapsed`)."""
+    margins = per_seed(p, lambda seed: {n: beats_mean_image(store, c, p, seed, samples=samples)
                                         for n, c in configs(seed).items()})
-    return margins, paper.collapsed(margins)
+    return margins, paper.collapsed(margins, p.seeds)
 
 
 def paired_fids(p: Params, store: Store, spec: Callable[[int], dict]) -> paper.Diff:

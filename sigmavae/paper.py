@@ -59,7 +59,11 @@ def decided(claim: Claim, models, collapsed_models) -> Claim:
     gone = [m for m in models if m in collapsed_models]
     if not gone:
         return claim
-    return unresolved(claim, f"{', '.join(gone)} collapsed (does not beat the mean image)")
+    where = collapsed_models if isinstance(collapsed_models, dict) else {}
+    if not any(where.get(m) for m in gone):
+        return unresolved(claim, f"{', '.join(gone)} collapsed (does not beat the mean image)")
+    return unresolved(claim, "; ".join(f"{m} collapsed {where[m]}".rstrip() for m in gone)
+                      + " (does not beat the mean image)")
 
 
 def as_check(claim: Claim, against: str) -> dict:
@@ -194,11 +198,26 @@ def table2_claims(fid_protocol: dict[str, Estimate], diff: Diff, dataset: str,
 BASELINES_FIXED_SIGMA2 = ("VAE", "β-VAE", "DIP-VAE")  # Table 3's baselines, trained at a fixed σ²
 
 
-def collapsed(beats_mean_image: dict[str, Estimate]) -> list[str]:
+def collapsed(beats_mean_image: dict[str, Estimate], seeds=None) -> dict[str, str]:
     """The models that do not beat the mean image (a decoder that ignores z) at their own σ²:
     ``beats_mean_image`` holds, per model, its IWAE minus the mean image's exact log p(x), paired
-    image by image. A model is collapsed unless that margin holds by the rule."""
-    return [m for m, d in beats_mean_image.items() if positive(m, d).verdict != "holds"]
+    image by image, one value per seed (``seeds``: their numbers). A model is collapsed unless that
+    margin holds by the rule; each collapsed model maps to where: "at seed 1 of 3" (the seeds whose
+    own margin does not hold by its estimator error), "over the seeds" where every seed's holds but
+    their spread leaves the mean undecided, "" with one seed."""
+    seeds = list(seeds) if seeds is not None else None
+    out = {}
+    for m, d in beats_mean_image.items():
+        if positive(m, d).verdict == "holds":
+            continue
+        out[m] = ""
+        if d.n > 1:
+            names = seeds or list(range(d.n))
+            alone = [Estimate([v], [d.stderrs[i]] if d.stderrs else None) for i, v in enumerate(d.values)]
+            own = [s for s, e in zip(names, alone, strict=True) if positive(m, e).verdict != "holds"]
+            out[m] = (f"at seed{'s' if len(own) > 1 else ''} {' and '.join(map(str, own))} of {d.n}" if own
+                      else f"over the {d.n} seeds")
+    return out
 
 
 def table3_claims(pixel_over_dataset: Estimate, dataset_over_calibrated: dict[str, Estimate],
@@ -272,12 +291,13 @@ def table3_checks(dataset_over_raw: dict[str, Estimate], sigma2: dict[str, float
 
 
 def table4_claims(fid_by_m: dict[int, Estimate], prior_gap: dict[int, Estimate], change: dict[int, Estimate],
-                  reference: int) -> list[Claim]:
+                  reference: int, collapsed_models=()) -> list[Claim]:
     """The paper (CelebA): more components bring "no obvious improvement", FID improving by
     < 2% (:data:`TABLE4_THRESHOLD`) from 500 to 2000. ``fid_by_m``: FID of ours from q̂ with M
     components; ``prior_gap[M]``: FID(prior) − FID(M), ``change[M]``: FID(M) − FID(``reference``),
     both paired (the same real resamples). The claim for each larger M: FID(M) > (1 − 2%) FID(ref),
-    i.e. any improvement is below 2%."""
+    i.e. any improvement is below 2%. Where ours is collapsed (its samples ignore z, whatever q̂),
+    every claim is unresolved."""
     ref = fid_by_m[reference]
     larger = [m for m in fid_by_m if m > reference]
     out = [all_of("every M gives a lower FID than the prior",
@@ -288,7 +308,7 @@ def table4_claims(fid_by_m: dict[int, Estimate], prior_gap: dict[int, Estimate],
                           f"threshold: 1.5, < 2%, from 500 to 2000 on CelebA)",
                           [positive(f"M = {m}", change[m].shift(bound), threshold="the paper's 2%")
                            for m in larger]))
-    return out
+    return [decided(c, ["ours"], collapsed_models) for c in out]
 
 
 def figure2_claims(gain: dict[str, Estimate], collapsed_models=()) -> list[Claim]:
@@ -331,7 +351,7 @@ MOST = 0.5  # ours: "gets stuck at very small values" as most test pixels below 
 
 
 def section3_4_claims(below_floor: Estimate, discrete_gain: Estimate, fid_gain: Estimate,
-                      names: tuple[str, str], collapsed_models=()) -> list[Claim]:
+                      names: tuple[str, str], collapsed_models=(), *, collapsed_samples=None) -> list[Claim]:
     """Section 3.4: learning the per-pixel variance network from scratch "often gets stuck at
     predicting very small variance values", which is why Algorithm 1 learns a global σ² first and
     floors the per-pixel σ² at ½σ²_dataset. ``names``: (Algorithm 1's model, the network learned
@@ -340,12 +360,15 @@ def section3_4_claims(below_floor: Estimate, discrete_gain: Estimate, fid_gain: 
     ours; the paper has no number); ``discrete_gain``: Algorithm 1's 8-bit test IWAE minus the
     latter's, paired image by image (a density rewards σ² → 0 on pixels that never change; the
     probability of 8-bit pixels cannot exceed 1); ``fid_gain``: the latter's FID from q̂ minus
-    Algorithm 1's, paired. A comparison with a collapsed model is unresolved."""
+    Algorithm 1's, paired. A comparison with a collapsed model is unresolved: ``collapsed_models``
+    for the likelihood, ``collapsed_samples`` (default: the same) for the FID, where a per-pixel
+    model's decoder mean is checked alone (:func:`sigmavae.scores.beats_mean_image`, ``samples``)."""
     scratch = "the per-pixel σ² learned from the first epoch with no floor"
+    samples = collapsed_models if collapsed_samples is None else collapsed_samples
     return [positive(f"Section 3.4: {scratch} gets stuck at very small values (over {MOST:.0%} of test "
                      "pixels below ½σ²_dataset, the least Algorithm 1 allows)", below_floor.shift(-MOST),
                      threshold=f"ours: over {MOST:.0%} of test pixels"),
             decided(positive(f"Algorithm 1 gives the 8-bit test pixels a higher probability than {scratch}",
                              discrete_gain, "nats"), names, collapsed_models),
             decided(positive(f"Algorithm 1's samples from q̂ have a lower FID than those of {scratch}",
-                             fid_gain), names, collapsed_models)]
+                             fid_gain), names, samples)]

@@ -65,15 +65,24 @@ def _frame(rows: list[dict], index: str):
     return pd.DataFrame(rows).set_index(index).fillna("—")
 
 
+def _collapsed_mark(k: str, n: dict) -> str:
+    """" (collapsed)" or " (collapsed at seed 1 of 3)" where ``k`` does not beat the mean image
+    (:func:`sigmavae.paper.collapsed`), else ""."""
+    gone = n.get("collapsed", ())
+    if k not in gone:
+        return ""
+    where = gone.get(k) if isinstance(gone, dict) else ""
+    return f" (collapsed {where})" if where else " (collapsed)"
+
+
 def _name(m: str, n: dict) -> str:
-    """A model's name in a table or figure: "(collapsed)" after it where it does not beat the mean
-    image (:func:`sigmavae.paper.collapsed`)."""
-    return f"{m} (collapsed)" if m in n.get("collapsed", ()) else m
+    """A model's name in a table or figure, marked where it does not beat the mean image."""
+    return m + _collapsed_mark(m, n)
 
 
 def _sigma2_label(k: str, n: dict) -> str:
     label = f"{n['sigma2'][k].text(4)} (learned)" if k == "learned" else k
-    return f"{label} (collapsed)" if k in n.get("collapsed", ()) else label
+    return label + _collapsed_mark(k, n)
 
 
 def _beats(n: dict, m: str) -> str:

@@ -220,15 +220,21 @@ def pixel_variance_of(config: TrainConfig) -> bool:
     return len(stages(config)) == 2
 
 
-def beats_mean_image(store: Store, config: TrainConfig, p: Params, seed: int) -> tuple[float, float]:
+def beats_mean_image(store: Store, config: TrainConfig, p: Params, seed: int, *,
+                     samples: bool = False) -> tuple[float, float]:
     """The collapse check: the model's IWAE (with the prior) minus the exact log p(x) of the mean
     image, a decoder that ignores z (:func:`mean_image_score`), image by image on the first
     :data:`COLLAPSE_IMAGES` test images (k = ``p.iwae_k``): mean and standard error. Both at the
     model's own σ² (a per-pixel σ²: the mean image at its own best σ²; :data:`COST_SCALE_SIGMA2`:
     both at their own best σ², the model's decoder calibrated). A model whose margin does not hold
-    learned nothing the mean image lacks: *collapsed* (:func:`sigmavae.paper.collapsed`)."""
+    learned nothing the mean image lacks: *collapsed* (:func:`sigmavae.paper.collapsed`).
+
+    ``samples``: the check of a claim about samples, which are the decoder's mean g(z). A per-pixel
+    σ²(z) (Eq. 11) can beat the mean image by its variance network alone while g(z) ignores z, so
+    its decoder mean is scored alone, at its own best global σ² (:func:`calibrated_iwae_score`);
+    every other model's likelihood is its decoder mean's already, and its check is the same."""
     p = dataclasses.replace(p, n_samples=COLLAPSE_IMAGES)
-    if config.method in COST_SCALE_SIGMA2:
+    if config.method in COST_SCALE_SIGMA2 or (samples and pixel_variance_of(config)):
         ll = calibrated_iwae_score(store, config, p, seed)["prior"]["per_image"]
         ref = mean_image_score(store, p, None)
     else:
