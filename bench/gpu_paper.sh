@@ -80,7 +80,10 @@ LOG=$OUT/log.txt TIMES=$OUT/timings.txt
 say() { echo "$*" | tee -a "$LOG"; }
 left() { echo $((deadline - SECONDS)); }
 export PYTHONUNBUFFERED=1 PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} SIGMAVAE_CACHE=$WORK/cache
-export SIGMAVAE_EVIDENCE=$ROOT/evidence  # read: what is stored is not trained again
+export SIGMAVAE_EVIDENCE=$ROOT/evidence  # read: what is stored is not trained again (and written)
+if [ "${REHEARSE:-0}" = 1 ]; then  # here, the repository's store is left as it was: a copy is read and written
+  cp -r "$ROOT/evidence" "$WORK/store" && export SIGMAVAE_EVIDENCE=$WORK/store
+fi
 
 # 1. the carried wheels, into a bare target
 if [ "${REHEARSE:-0}" = 1 ]; then

@@ -11,6 +11,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("gpu_wheels", ROOT / "bench" / "gpu_wheels.py")
 gpu_wheels = importlib.util.module_from_spec(spec)
@@ -78,10 +80,11 @@ def test_what_comes_back_is_imported_where_the_book_reads_it(tmp_path):
     assert bad.returncode == 2 and "not what bench/gpu_paper.sh returns" in bad.stderr
 
 
-def test_the_evidence_a_device_run_returns_goes_into_the_store_and_never_overwrites(tmp_path):
-    """gpu_paper.sh packs the store entries of every model it finished (evidence-<ds>.tar.gz);
-    the import puts them into the repository's evidence/: new entries added, an entry already there
-    with other content kept and reported."""
+@pytest.mark.parametrize("parts", [1, 2])
+def test_the_evidence_a_device_run_returns_goes_into_the_store_and_never_overwrites(tmp_path, parts):
+    """gpu_paper.sh packs the store entries of every model it finished (evidence-<ds>.tar.gz, in
+    parts .aa, .ab, … where over 15 MiB); the import puts them into the repository's evidence/: new
+    entries added, an entry already there with other content kept and reported."""
     import os
 
     from sigmavae import evidence
@@ -103,6 +106,11 @@ def test_the_evidence_a_device_run_returns_goes_into_the_store_and_never_overwri
     with tarfile.open(back / "evidence-synthetic.tar.gz", "w:gz") as tar:
         for path in (tmp_path / "packed").iterdir():
             tar.add(path, arcname=path.name)
+    if parts == 2:  # as `split -b` leaves them: the archive cut in two
+        whole = (back / "evidence-synthetic.tar.gz").read_bytes()
+        (back / "evidence-synthetic.tar.gz.aa").write_bytes(whole[:len(whole) // 2])
+        (back / "evidence-synthetic.tar.gz.ab").write_bytes(whole[len(whole) // 2:])
+        (back / "evidence-synthetic.tar.gz").unlink()
     score = next((tmp_path / "packed").rglob("scores/answer-*.json")).relative_to(tmp_path / "packed")
     (repo / "evidence" / score).parent.mkdir(parents=True)
     other = {"kind": "answer", "settings": {}, "value": {"mean": 2}}  # this machine's, computed before

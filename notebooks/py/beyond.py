@@ -15,7 +15,8 @@
 #
 # Three questions the paper leaves open, answered with its own models and rule (a difference counts
 # when it exceeds twice its standard error; "unresolved" otherwise, or when it compares with a
-# model that does not beat the mean image).
+# model that does not beat the mean image; for the FID claims, a model whose decoder mean alone
+# does not, since samples are that mean).
 #
 # 1. **Likelihoods a reader can compare with the literature.** Table 3's numbers are *densities*
 #    of pixels rescaled to [0, 1]. MNIST's pixels are 8-bit, and a density on them grows without

@@ -88,7 +88,8 @@ reports.section3_4_figure(outcome)
 # The claims, decided by the rule on the {doc}`summary page </book/summary>`: a difference counts
 # when it exceeds twice its standard error (with several seeds, Student's t for their number);
 # "unresolved" when it does not, when there is no error estimate, or when it compares with a
-# collapsed model (here: one whose 8-bit test probability does not beat the mean image's). "Over
+# collapsed model (for the likelihood: one whose 8-bit test probability does not beat the mean
+# image's; for the FID: one whose decoder mean alone, at its own best σ², does not). "Over
 # half of the pixels" is our reading of "gets stuck at very small values"; the paper gives no number.
 
 # %%
