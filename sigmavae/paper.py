@@ -201,22 +201,18 @@ BASELINES_FIXED_SIGMA2 = ("VAE", "β-VAE", "DIP-VAE")  # Table 3's baselines, tr
 def collapsed(beats_mean_image: dict[str, Estimate], seeds=None) -> dict[str, str]:
     """The models that do not beat the mean image (a decoder that ignores z) at their own σ²:
     ``beats_mean_image`` holds, per model, its IWAE minus the mean image's exact log p(x), paired
-    image by image, one value per seed (``seeds``: their numbers). A model is collapsed unless that
-    margin holds by the rule; each collapsed model maps to where: "at seed 1 of 3" (the seeds whose
-    own margin does not hold by its estimator error), "over the seeds" where every seed's holds but
-    their spread leaves the mean undecided, "" with one seed."""
-    seeds = list(seeds) if seeds is not None else None
+    image by image, one value per seed (``seeds``: their numbers). A model is collapsed where, at
+    any seed, that margin does not hold by the rule (by its estimator error): a model that learned
+    nothing from z at one seed makes every comparison with it at that seed say nothing. Each
+    collapsed model maps to where: "at seed 1 of 3", "" with one seed."""
     out = {}
     for m, d in beats_mean_image.items():
-        if positive(m, d).verdict == "holds":
-            continue
-        out[m] = ""
-        if d.n > 1:
-            names = seeds or list(range(d.n))
-            alone = [Estimate([v], [d.stderrs[i]] if d.stderrs else None) for i, v in enumerate(d.values)]
-            own = [s for s, e in zip(names, alone, strict=True) if positive(m, e).verdict != "holds"]
-            out[m] = (f"at seed{'s' if len(own) > 1 else ''} {' and '.join(map(str, own))} of {d.n}" if own
-                      else f"over the {d.n} seeds")
+        names = list(seeds) if seeds is not None else list(range(d.n))
+        alone = [Estimate([v], [d.stderrs[i]] if d.stderrs else None) for i, v in enumerate(d.values)]
+        own = [s for s, e in zip(names, alone, strict=True) if positive(m, e).verdict != "holds"]
+        if own:
+            listed = " and ".join(map(str, own))
+            out[m] = "" if d.n == 1 else f"at seed{'s' if len(own) > 1 else ''} {listed} of {d.n}"
     return out
 
 
