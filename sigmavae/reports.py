@@ -52,12 +52,19 @@ def computed_line(computed: dict) -> str:
 
 def spread_note(p: Params) -> str:
     if len(p.seeds) > 1:
-        return f"mean ± std over {len(p.seeds)} seeds"
+        return (f"mean ± std over {len(p.seeds)} seeds, then each seed's value "
+                f"(seeds {', '.join(map(str, p.seeds))})")
     return "one seed: ± the estimator's standard error (see the summary page)"
 
 
 def _cell(e: Estimate | None, digits: int = 2) -> str:
-    return "" if e is None else e.text(digits)
+    """"mean ± std (each seed's value)" over several seeds, so that one seed unlike the others (a
+    collapse) shows: "547.3 ± 932.3 (8.7, 1623.8, 9.5)"; with one seed "value ± stderr"."""
+    if e is None:
+        return ""
+    if e.n == 1:
+        return e.text(digits)
+    return f"{e.text(digits)} ({', '.join(f'{v:.{digits}f}' for v in e.values)})"
 
 
 def _frame(rows: list[dict], index: str):

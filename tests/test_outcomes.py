@@ -2,6 +2,7 @@
 
 import json
 
+from sigmavae import reports
 from sigmavae.claims import Estimate
 from sigmavae.outcomes import jsonable, per_seed
 from sigmavae.params import Params
@@ -34,3 +35,11 @@ def test_per_seed_keeps_the_nesting_with_each_seeds_value_and_stderr_at_the_leav
 
 def test_per_seed_of_a_bare_leaf_is_one_estimate():
     assert per_seed(Params(seeds=(0,)), lambda seed: (2.5, 0.5)) == Estimate([2.5], [0.5])
+
+
+def test_a_table_cell_over_seeds_shows_each_seeds_value():
+    """With several seeds a cell reads mean ± std and then each seed's value, so one seed unlike the
+    others (seed 1's collapse at the paper's settings) is seen, not averaged away."""
+    assert reports._cell(Estimate([8.7, 1623.8, 9.5]), 1) == "547.3 ± 932.2 (8.7, 1623.8, 9.5)"
+    assert reports._cell(Estimate([8.7], [0.7]), 1) == "8.7 ± 0.7"
+    assert reports._cell(None) == ""

@@ -354,6 +354,14 @@ def test_table3_a_collapsed_model_decides_no_bound_check():
     assert bounded.verdict == "unresolved" and "VAE collapsed" in bounded.basis
 
 
+def test_table3_a_bound_check_holds_against_a_collapsed_lower_model():
+    """β-VAE at σ² = 1 cannot exceed −720.4 nats, learned or not: its collapse (at a seed) leaves
+    VAE > β-VAE decided by that bound, a passed check, not an unresolved claim."""
+    claims, checks = baseline_order(collapsed=["β-VAE"])
+    assert [c["passed"] for c in checks if "VAE > β-VAE" in c["text"]] == [True]
+    assert not any("fixed σ²: VAE > β-VAE" in c.text for c in claims)
+
+
 def test_collapse_is_not_beating_the_mean_image_by_the_rule():
     beats = {"ours": one(500.0, 10.0), "VAE": one(-22.0, 2.0), "edge": one(19.0, 10.0),
              "none": Estimate([5.0])}
