@@ -30,11 +30,14 @@ DATASETS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 
 
 def _number(e: dict | None, digits: int = 1) -> str:
-    """An Estimate's JSON as the tables print it: mean ± std over seeds, or ± the estimator's error."""
+    """An Estimate's JSON as the tables print it: mean ± std over seeds and each seed's value, or, with
+    one seed, ± the estimator's error (as :func:`sigmavae.reports._cell`)."""
     if not e:
         return ""
     spread = e["std"] if e.get("std") is not None else e.get("stderr")
-    return f"{e['mean']:.{digits}f}" + ("" if spread is None else f" ± {spread:.{digits}f}")
+    text = f"{e['mean']:.{digits}f}" + ("" if spread is None else f" ± {spread:.{digits}f}")
+    values = e.get("values") or []
+    return text + (f" ({', '.join(f'{v:.{digits}f}' for v in values)})" if len(values) > 1 else "")
 
 
 def _load(files: list[Path]) -> list[dict]:
