@@ -24,9 +24,10 @@
 # machine's FID classifiers (from $SIGMAVAE_CACHE, default ~/.cache/sigmavae): the FIDs already in
 # the store were computed with them, and a classifier trained there would give FIDs not comparable.
 # BLOCKS (default: every block of $DATASETS) lists "dataset:notebooks[:seeds]", trained and scored
-# in that order, each block's trainings at once (up to JOBS); TIMINGS=0 skips the GPU timings. The rehearsal also installs the wheels into a bare
-# target with this machine's Python 3.12 (PY312) beside the image's own light packages (fetched into
-# .devimage, which never travels) and runs papermill there on a one-cell notebook.
+# in that order, each block's trainings at once (up to JOBS); TIMINGS=0 skips the GPU timings.
+# The rehearsal also installs the wheels into a bare target with this machine's Python 3.12 (PY312)
+# beside the image's own light packages (fetched into .devimage, which never travels) and runs
+# papermill there on a one-cell notebook; it reads and writes a copy of the evidence store.
 set -euo pipefail
 MODE=${1:-run}
 ROOT=$(pwd)
