@@ -70,7 +70,11 @@ def test_the_first_run_prints_what_the_readme_shows(tmp_path):
     printed = subprocess.run(cli + ["evaluate", str(out)], check=True, capture_output=True, text=True,
                              cwd=tmp_path).stdout
     got = dict(re.findall(r"^(\w+)\s+(-?[\d.]+)", printed, re.M))
+    parts = abs(float(shown["iwae_prior"])) + abs(float(shown["iwae_qhat"]))
     for name, value in shown.items():  # KL(q̂‖p) rests on q̂'s EM, which other CPUs round otherwise:
         rel = 3e-2 if name == "kl_qhat_prior" else 2e-3  # 12.368 (Intel Xeon) against 12.514 (AMD EPYC)
-        assert float(got[name]) == pytest.approx(float(value), rel=rel, abs=2e-3), (name, printed)
+        # the gain is a difference of two IWAEs, each good to rel: its tolerance is theirs summed
+        # (9.388 with one thread against the README's 9.329, both IWAEs within 0.05%)
+        tol = rel * parts if name == "iwae_gain" else rel * abs(float(value))
+        assert float(got[name]) == pytest.approx(float(value), rel=0, abs=max(tol, 2e-3)), (name, printed)
 
