@@ -26,8 +26,10 @@
 # scored exactly (log N(x; m, σ²I)) at the model's σ² on 500 test images and paired image by image
 # with the model's IWAE: a model that does not beat it has learned nothing from z and is marked
 # *collapsed*; a claim that compares with it decides nothing (unresolved).
-# WAE's σ² = 10 is the scale of its cost, not a likelihood it was trained by: its decoder and the
-# mean image are both scored at their own best σ² instead.
+# The samples are the decoder's mean g(z), so ours is checked by its decoder mean alone: a per-pixel
+# σ²(z) (Eq. 11) could beat the mean image by its variance network while g(z) ignores z. Its decoder
+# mean and the mean image are both scored at their own best global σ², as are WAE's, whose σ² = 10
+# is the scale of its cost, not a likelihood it was trained by.
 
 # %% tags=["parameters", "hide-cell"]
 profile = "paper"  # smoke | quick | paper: every parameter left None takes this profile's value
