@@ -231,7 +231,9 @@ def between(text: str, x: Estimate, low: float, high: float, unit: str = "") -> 
 
 
 def all_of(text: str, parts: Sequence[Claim]) -> Claim:
-    """Holds when every part holds, fails when one fails; the margin is the weakest part's."""
+    """Holds when every part holds, fails when one fails; the margin is the weakest part's, by
+    z / critical value (the one furthest from holding), and its basis names that part, so a reader
+    sees which comparison the margin is."""
     if not parts:
         raise ValueError("all_of needs at least one claim")
     verdicts = {p.verdict for p in parts}
@@ -241,8 +243,8 @@ def all_of(text: str, parts: Sequence[Claim]) -> Claim:
         return (-math.inf if p.strength is None else p.strength), p.margin
 
     weakest = min(parts, key=strength)
-    return Claim(text, v, weakest.margin, weakest.se, weakest.basis, weakest.unit, weakest.crit,
-                 weakest.threshold)
+    named = f"{weakest.basis}; weakest: {weakest.text}" if len(parts) > 1 else weakest.basis
+    return Claim(text, v, weakest.margin, weakest.se, named, weakest.unit, weakest.crit, weakest.threshold)
 
 
 def unresolved(claim: Claim, reason: str) -> Claim:

@@ -80,8 +80,11 @@ def test_all_of_takes_the_weakest_part_by_z_not_by_margin():
     wide, tight = positive("wide", Estimate([10.0], [4.0])), positive("tight", Estimate([3.0], [1.0]))
     c = all_of("both", [tight, wide])  # z = 2.5 and 3: the wide one is the weaker
     assert (c.verdict, c.margin, c.se) == ("holds", 10.0, 4.0)
+    assert c.basis.endswith("; weakest: wide")  # the margin says which comparison it is
     c = all_of("both", [tight, positive("bare", Estimate([100.0]))])  # no error estimate: weakest of all
-    assert (c.verdict, c.margin, c.se, c.basis) == ("unresolved", 100.0, None, "1 seed, no error estimate")
+    assert (c.verdict, c.margin, c.se, c.basis) == ("unresolved", 100.0, None,
+                                                    "1 seed, no error estimate; weakest: bare")
+    assert all_of("one", [tight]).basis == tight.basis  # a single part needs no name
 
 
 def test_differences_over_seeds_pair_them_seed_by_seed():
@@ -114,7 +117,7 @@ def test_few_seeds_need_students_t_not_two_standard_errors():
     assert one.verdict == "holds" and one.crit == 2.0
     # several claims: the weakest by z over its own critical value
     weakest = all_of("both", [c, one])
-    assert weakest.verdict == "unresolved" and weakest.basis == "3 seeds, t(2)"
+    assert weakest.verdict == "unresolved" and weakest.basis == "3 seeds, t(2); weakest: three seeds, z = 3.2"
 
 
 # ----------------------------------------------------------------------------- comparators (issue 32)
