@@ -167,7 +167,8 @@ def figure1_claims(elbo: dict[str, Estimate], fid_qhat: dict[str, Estimate], fid
         decided(greater(f"the learned σ² has a higher test ELBO than the best fixed σ² ({best})",
                         elbo["learned"], elbo[best], "nats"), ["learned", best], collapsed_models),
         all_of("q̂ gives a lower FID than the prior at every σ²",
-               [decided(positive(k, fid_diff(("prior", k), ("qhat", k))), [k], collapsed_models)
+               [decided(positive("the learned σ²" if k == "learned" else f"σ² = {k}",
+                                 fid_diff(("prior", k), ("qhat", k))), [k], collapsed_models)
                 for k in elbo]),
         decided(positive(f"the learned σ²'s FID (q̂) is among the three lowest (below σ² = {third}'s)",
                          fid_diff(("qhat", third), ("qhat", "learned"))),
