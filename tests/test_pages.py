@@ -80,3 +80,13 @@ def test_the_committed_toc_lists_existing_pages_once():
     files = [c["file"] for p in toc["parts"] for c in p["chapters"]]
     assert len(files) == len(set(files))
     assert all((ROOT / f"{f}.md").is_file() or (ROOT / f"{f}.ipynb").is_file() for f in files)
+
+
+def test_every_artefact_is_shown_at_the_papers_settings_with_its_three_seeds():
+    """book/intro.md and the README say so: every page of both datasets at the paper's settings,
+    from seeds 0, 1 and 2. A block being retrained shows seed 0 or its quick page, and fails this
+    until those texts say which."""
+    shown = {(d, a): pages.book_page(d, a) for d, names in pages.ARTEFACTS.items() for a in names}
+    assert {k: p for k, p in shown.items() if p != pages.paper_page(*k)} == {}
+    seeds = {p: json.loads(pages.results_file(p).read_text())["seeds"] for p in shown.values()}
+    assert {p: s for p, s in seeds.items() if s != [0, 1, 2]} == {}
