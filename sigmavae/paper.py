@@ -121,6 +121,11 @@ EFFECTIVE_SHARE = 0.9  # ours: "effectively approximate" as removing 90% of KL(q
 EXTREMELY_SMALL = ("0.02", "0.01")  # ours: the paper's "extremely small σ²", the sweep's two smallest
 
 
+def sigma2_name(k: str) -> str:
+    """A σ² sweep's label as the parts of a claim name it: "σ² = 0.05", "learned σ²"."""
+    return "learned σ²" if k == "learned" else f"σ² = {k}"
+
+
 def aggregate_fit_claims(closed: dict[str, Estimate], collapsed_models=()) -> list[Claim]:
     """Section 5.1 on Table 1: "except for extremely small σ² values, the Gaussian mixture model can
     effectively approximate the aggregate posterior" (and, by Eq. 10 and Algorithm 1, "we will never
@@ -128,21 +133,19 @@ def aggregate_fit_claims(closed: dict[str, Estimate], collapsed_models=()) -> li
     effective). ``closed``: by label, the share of KL(q‖p) that q̂ removes, 1 − KL(q‖q̂)/KL(q‖p)
     (:func:`sigmavae.scores.aggregate_fit_score`); the thresholds are ours (:data:`EFFECTIVE_SHARE`,
     :data:`EXTREMELY_SMALL`)."""
-    def name(k):
-        return "learned σ²" if k == "learned" else f"σ² = {k}"
-
     small = [k for k in EXTREMELY_SMALL if k in closed]
     effective = [k for k in closed if k not in small]
     return [
         all_of(f"q̂ approximates the aggregate posterior effectively (removes over {EFFECTIVE_SHARE:.0%} "
                f"of KL(q‖p)) at every σ² but the extremely small ({', '.join(small)}), the learned one "
                "included",
-               [decided(positive(name(k), closed[k].shift(-EFFECTIVE_SHARE),
+               [decided(positive(sigma2_name(k), closed[k].shift(-EFFECTIVE_SHARE),
                                  threshold=f"ours: over {EFFECTIVE_SHARE:.0%} of KL(q‖p) removed"), [k],
                         collapsed_models)
                 for k in effective]),
         all_of(f"... and less well at the extremely small σ² ({', '.join(small)}) than at every other",
-               [decided(greater(f"{name(k)} over {name(s)}", closed[k], closed[s]), [k, s], collapsed_models)
+               [decided(greater(f"{sigma2_name(k)} over {sigma2_name(s)}", closed[k], closed[s]), [k, s],
+                        collapsed_models)
                 for k in effective for s in small]),
     ]
 
@@ -167,8 +170,7 @@ def figure1_claims(elbo: dict[str, Estimate], fid_qhat: dict[str, Estimate], fid
         decided(greater(f"the learned σ² has a higher test ELBO than the best fixed σ² ({best})",
                         elbo["learned"], elbo[best], "nats"), ["learned", best], collapsed_models),
         all_of("q̂ gives a lower FID than the prior at every σ²",
-               [decided(positive("the learned σ²" if k == "learned" else f"σ² = {k}",
-                                 fid_diff(("prior", k), ("qhat", k))), [k], collapsed_models)
+               [decided(positive(sigma2_name(k), fid_diff(("prior", k), ("qhat", k))), [k], collapsed_models)
                 for k in elbo]),
         decided(positive(f"the learned σ²'s FID (q̂) is among the three lowest (below σ² = {third}'s)",
                          fid_diff(("qhat", third), ("qhat", "learned"))),
