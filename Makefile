@@ -9,7 +9,18 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: install test test-fast lint chromium bench book clean
 
+# On Linux, torch 2.14.1's wheel is a CUDA build: the venv grows to 6.1 GB (measured). Before a first
+# install, stop at once, creating nothing, when the disk holding the venv has less than MIN_FREE_GB.
+MIN_FREE_GB ?= 7
 $(BIN)/.installed: pyproject.toml
+	@$(BIN)/python -c 'import torch' 2> /dev/null || { \
+	  at=$$(dirname "$(abspath $(VENV))"); free=$$(df -Pk "$$at" | awk 'NR == 2 {print int($$4 / 1048576)}'); \
+	  test "$$free" -ge $(MIN_FREE_GB) || { \
+	    echo "make: $$free GB free on the disk of $$at, and installing torch there (6.1 GB with its CUDA" \
+	         "libraries) needs $(MIN_FREE_GB) GB. Free some space, or put the venv on a larger disk" \
+	         "(make test VENV=/big/disk/venv), or take a CPU-only torch and a lower bar:" \
+	         "make test MIN_FREE_GB=2 TORCH='torch torchvision --index-url https://download.pytorch.org/whl/cpu'"; \
+	    exit 1; }; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
